@@ -1,0 +1,1 @@
+"""purchase-pipeline: Dagster code location for Firehose-landed purchase events."""

@@ -1,0 +1,340 @@
+"""`purchase-pipeline`: simulate purchases, materialize days through Dagster, query tables.
+
+Every command reads the same settings as the code location (PURCHASES_* variables), so what
+`simulate` lands is what `materialize` builds and what `sql` and the Dagster UI show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from purchase_pipeline.identifiers import parse_day
+from purchase_pipeline.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger("purchase_pipeline.cli")
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+class CliError(Exception):
+    """An error reported to the user as one line, with exit code 1 or 2."""
+
+
+def _day(value: str) -> dt.date:
+    try:
+        return parse_day(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid rate {value!r}: expected 0..1") from None
+    if not 0 <= rate <= 1:
+        raise argparse.ArgumentTypeError(f"invalid rate {value!r}: expected 0..1")
+    return rate
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"invalid number {value!r}: must be at least 1")
+    return number
+
+
+def last_full_days(days: int, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+    """The last `days` complete UTC days before today, as (first, last)."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    return today - dt.timedelta(days=days), today - dt.timedelta(days=1)
+
+
+def _day_range(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
+    if args.last_days is not None:
+        if args.start or args.end:
+            raise CliError("use either --last-days or --start/--end, not both")
+        return last_full_days(args.last_days)
+    if not (args.start and args.end):
+        raise CliError("give --start and --end (YYYY-MM-DD), or --last-days N")
+    if args.end < args.start:
+        raise CliError(f"--end {args.end} is before --start {args.start}")
+    return args.start, args.end
+
+
+# --- simulate -------------------------------------------------------------------------------
+
+RATE_OPTIONS = {
+    "malformed_rate": "malformed JSON records",
+    "missing_field_rate": "records missing a required field",
+    "bad_type_rate": "records with a required field of the wrong type",
+    "bad_timestamp_rate": "records with a timestamp before 2000 or after arrival",
+    "late_rate": "records arriving the next UTC day (still counted)",
+    "too_late_rate": "records arriving two or more days late (rejected)",
+    "duplicate_rate": "records delivered twice (Firehose is at-least-once)",
+    "no_purchase_id_rate": "records without purchaseId",
+}
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from purchase_pipeline.defs.resources import target_resources
+    from purchase_pipeline.simulate import SimulationConfig, simulate
+
+    settings = Settings.from_env()
+    first, last = _day_range(args)
+    rates = {name: getattr(args, name) for name in RATE_OPTIONS if getattr(args, name) is not None}
+    config = SimulationConfig(
+        start_day=first,
+        days=(last - first).days + 1,
+        events_per_day=args.events_per_day,
+        seed=args.seed,
+        gzip=args.gzip,
+        delimiter=args.delimiter,
+        **rates,
+    )
+    objects, summary = simulate(config, settings.raw_prefix, settings.stream)
+    resources = target_resources(settings.target)
+    published = resources["publisher"].publish(resources["object_store"], objects)
+    log.info(
+        "simulated %s..%s: %d records in %d objects (%d bytes) to %s",
+        first,
+        last,
+        published.records,
+        published.objects,
+        published.bytes,
+        settings.target,
+    )
+    _out(
+        json.dumps(
+            {
+                "days": f"{first}..{last}",
+                "objects": published.objects,
+                "records": published.records,
+                "bytes": published.bytes,
+                "by_kind": summary.by_kind,
+            }
+        )
+    )
+    return 0
+
+
+# --- materialize ----------------------------------------------------------------------------
+
+
+def _instance() -> Any:
+    from dagster import DagsterInstance
+
+    home = os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
+    os.makedirs(home, exist_ok=True)
+    return DagsterInstance.get()
+
+
+def _run_range(instance: Any, job_name: str, start: str | None, end: str | None) -> bool:
+    from dagster import DagsterRunStatus
+
+    from purchase_pipeline.definitions import defs
+
+    tags = {}
+    if start is not None and end is not None:
+        tags = {
+            "dagster/asset_partition_range_start": start,
+            "dagster/asset_partition_range_end": end,
+        }
+    result = defs.get_job_def(job_name).execute_in_process(
+        instance=instance, tags=tags, raise_on_error=False
+    )
+    status = instance.get_run_by_id(result.run_id).status
+    ok = result.success and status == DagsterRunStatus.SUCCESS
+    span = f" {start} .. {end}" if start else ""
+    _out(f"{job_name}{span}: {'SUCCESS' if ok else 'FAILURE'} (run {result.run_id})")
+    if not ok:
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                message = error.message.strip().splitlines()[-1] if error else "failed"
+                _err(f"  {event.step_key}: {message}")
+    return ok
+
+
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from purchase_pipeline.defs.partitions import daily_partitions, hourly_partitions
+
+    first, last = _day_range(args)
+    instance = _instance()
+    # purchases for the last day also need the next day's landing hours (late arrivals),
+    # as far as they exist yet.
+    hour_keys = hourly_partitions.get_partition_keys(dynamic_partitions_store=instance)
+    wanted_first = f"{first:%Y-%m-%d}-00:00"
+    wanted_last = f"{last + dt.timedelta(days=1):%Y-%m-%d}-23:00"
+    in_range = [k for k in hour_keys if wanted_first <= k <= wanted_last]
+    day_keys = daily_partitions.get_partition_keys(dynamic_partitions_store=instance)
+    days = [k for k in day_keys if first.isoformat() <= k <= last.isoformat()]
+    if not in_range or not days:
+        raise CliError(
+            f"no partitions for {first}..{last}: partitions start at "
+            f"{daily_partitions.start:%Y-%m-%d} (PURCHASES_START_DATE) and end today"
+        )
+    ok = _run_range(instance, "landing_job", in_range[0], in_range[-1])
+    ok = _run_range(instance, "crawl_job", None, None) and ok
+    ok = ok and _run_range(instance, "daily_job", days[0], days[-1])
+    return 0 if ok else 1
+
+
+# --- sql ------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    """Rows as an aligned text table, RFC 4180 CSV with a header, or a JSON array."""
+    if fmt == "json":
+        return json.dumps(
+            [dict(zip(columns, map(_cell, row), strict=True)) for row in rows],
+            ensure_ascii=False,
+            indent=1,
+            default=str,
+        )
+    if fmt == "csv":
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(columns)
+        writer.writerows([["" if v is None else _cell(v) for v in row] for row in rows])
+        return buffer.getvalue()
+    texts = [["NULL" if v is None else str(_cell(v)) for v in row] for row in rows]
+    widths = [max([len(c), *(len(r[i]) for r in texts)]) for i, c in enumerate(columns)]
+    line = "+".join("-" * (w + 2) for w in widths)
+    out = [" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), line]
+    out += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in texts]
+    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(out)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from purchase_pipeline.defs.resources import target_resources
+    from purchase_pipeline.resources.engine import QueryEngineError
+
+    settings = Settings.from_env()
+    resources = target_resources(settings.target)
+    try:
+        result = resources["engine"].query(
+            resources["object_store"], resources["catalog"], args.query
+        )
+    except QueryEngineError as exc:
+        raise CliError(" ".join(str(exc).split())) from None
+    _out(format_rows(result.columns, result.rows, args.format))
+    return 0
+
+
+# --- entry point ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="purchase-pipeline",
+        description="Firehose purchases -> Dagster -> KPI tables, on the local or aws target.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    sim = commands.add_parser(
+        "simulate",
+        help="publish simulated purchases the way the target receives them",
+        description="Generate realistic purchases and land them like Firehose does. "
+        "Example: purchase-pipeline simulate --last-days 7 --events-per-day 20000 --seed 1",
+    )
+    days = sim.add_argument_group("days (either --last-days or --start/--end)")
+    days.add_argument("--last-days", type=_positive, help="the last N full UTC days, e.g. 7")
+    days.add_argument("--start", type=_day, help="first purchase day, e.g. 2026-11-01")
+    days.add_argument("--end", type=_day, help="last purchase day (inclusive), e.g. 2026-11-07")
+    sim.add_argument(
+        "--events-per-day", type=_positive, default=20_000, help="purchases per day (default 20000)"
+    )
+    sim.add_argument("--seed", type=int, default=42, help="random seed; same seed, same data")
+    sim.add_argument(
+        "--gzip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="gzip the landed objects (default yes)",
+    )
+    sim.add_argument(
+        "--delimiter",
+        choices=["newline", "none", "mixed"],
+        default="mixed",
+        help="what the producer puts after each record (default mixed)",
+    )
+    for name, what in RATE_OPTIONS.items():
+        sim.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=_rate,
+            dest=name,
+            help=f"share of {what}, 0..1, e.g. 0.01",
+        )
+    sim.set_defaults(func=cmd_simulate)
+
+    mat = commands.add_parser(
+        "materialize",
+        help="build every asset for a range of days through Dagster",
+        description="Build landing hours, the crawler run and every daily table for the days, "
+        "recorded in DAGSTER_HOME. Example: purchase-pipeline materialize --start 2026-11-01 "
+        "--end 2026-11-07",
+    )
+    mat.add_argument("--start", type=_day, help="first day, YYYY-MM-DD")
+    mat.add_argument("--end", type=_day, help="last day (inclusive), YYYY-MM-DD")
+    mat.add_argument("--last-days", type=_positive, help="the last N full UTC days instead")
+    mat.set_defaults(func=cmd_materialize)
+
+    sql = commands.add_parser(
+        "sql",
+        help="run an Athena SQL query against the catalog",
+        description='Example: purchase-pipeline sql "SELECT * FROM kpi_daily_summary" --format csv',
+    )
+    sql.add_argument("query", help="the query, in Athena (Trino) SQL")
+    sql.add_argument(
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
+        help="output format (default table)",
+    )
+    sql.set_defaults(func=cmd_sql)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        _err(f"error: {exc}")
+        return 2
+    except ValueError as exc:
+        _err(f"error: {' '.join(str(exc).split())}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dagster definitions by domain: landing, catalog, warehouse, kpi, report."""

@@ -1,0 +1,178 @@
+"""`warehouse/purchases` and `warehouse/purchases_rejected`: the cleaned daily tables.
+
+`purchases` for day D reads the staged landing records of arrival days D and D+1 (a purchase
+at 23:59 lands after midnight); `purchases_rejected` for day D holds what arrived on D and was
+rejected. Together with the duplicates dropped they account for every landed record.
+"""
+
+import datetime as dt
+from typing import Any
+
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from purchase_pipeline.defs.builds import build_partitions, markdown_table
+from purchase_pipeline.defs.landing import LANDING_RECORDS, landing_purchases
+from purchase_pipeline.defs.partitions import daily_partitions, day_of, day_start, hours_of_days
+from purchase_pipeline.resources.catalog import Catalog
+from purchase_pipeline.resources.engine import BuildResult, QueryEngine, TableSource
+from purchase_pipeline.resources.object_store import ObjectStore
+
+WAREHOUSE_KINDS = {"athena", "duckdb", "parquet"}
+
+
+def preview(
+    engine: QueryEngine, store: ObjectStore, catalog: Catalog, table: str, value: str, rows: int = 5
+) -> MetadataValue:
+    """The first rows of a freshly built partition, as Markdown."""
+    result = engine.query(
+        store,
+        catalog,
+        f"SELECT * FROM {table}",
+        sources={table: TableSource(table, [value])},
+        max_rows=rows,
+    )
+    return MetadataValue.md(markdown_table(result.columns, result.rows))
+
+
+def landing_window(day: dt.date, days: int) -> tuple[dict[str, Any], TableSource]:
+    """Parameters and source for the landing hours of `days` days from `day`."""
+    params = {
+        "dt": day,
+        "window_start": day_start(day),
+        "window_end": day_start(day + dt.timedelta(days=days)),
+    }
+    return params, TableSource(LANDING_RECORDS, hours_of_days(day, days))
+
+
+def landing_read_stats(catalog: Catalog, hours: list[str]) -> dict[str, Any]:
+    partitions = [catalog.get_partition(LANDING_RECORDS, h) for h in hours]
+    found = [p for p in partitions if p is not None]
+    return {
+        "landing_hours_read": MetadataValue.int(len(found)),
+        "objects_read": MetadataValue.int(sum(p.stats.get("objects", 0) for p in found)),
+        "landed_bytes_read": MetadataValue.int(sum(p.stats.get("landed_bytes", 0) for p in found)),
+        "staged_bytes_read": MetadataValue.int(sum(p.stats.get("bytes", 0) for p in found)),
+    }
+
+
+def build_purchases_day(
+    store: ObjectStore, catalog: Catalog, engine: QueryEngine, key: str
+) -> tuple[BuildResult, dict[str, Any]]:
+    day = day_of(key)
+    params, source = landing_window(day, days=2)
+    result = engine.write_partition(
+        store,
+        catalog,
+        table="purchases",
+        partition_key="dt",
+        partition_value=key,
+        sql_name="purchases",
+        params=params,
+        sources={LANDING_RECORDS: source},
+    )
+    accepted = engine.query(
+        store,
+        catalog,
+        "SELECT count(*) FROM landing_records "
+        "WHERE reason IS NULL AND dt = :dt AND arrival_hour >= :window_start "
+        "AND arrival_hour < :window_end",
+        params=params,
+        sources={LANDING_RECORDS: source},
+    ).rows[0][0]
+    return result, {
+        "duplicates_dropped": MetadataValue.int(accepted - result.rows),
+        **landing_read_stats(catalog, source.partitions or []),
+        "preview": preview(engine, store, catalog, "purchases", key),
+    }
+
+
+def build_rejected_day(
+    store: ObjectStore, catalog: Catalog, engine: QueryEngine, key: str
+) -> tuple[BuildResult, dict[str, Any]]:
+    day = day_of(key)
+    params, source = landing_window(day, days=1)
+    result = engine.write_partition(
+        store,
+        catalog,
+        table="purchases_rejected",
+        partition_key="dt",
+        partition_value=key,
+        sql_name="purchases_rejected",
+        params=params,
+        sources={LANDING_RECORDS: source},
+    )
+    reasons = engine.query(
+        store,
+        catalog,
+        "SELECT reason, count(*) FROM purchases_rejected GROUP BY reason ORDER BY reason",
+        sources={"purchases_rejected": TableSource("purchases_rejected", [key])},
+    )
+    return result, {
+        "rejected_by_reason": MetadataValue.json(dict(reasons.rows)),
+        **landing_read_stats(catalog, source.partitions or []),
+        "preview": preview(engine, store, catalog, "purchases_rejected", key),
+    }
+
+
+@asset(
+    key=AssetKey(["warehouse", "purchases"]),
+    deps=[
+        AssetDep(
+            landing_purchases,
+            partition_mapping=TimeWindowPartitionMapping(start_offset=0, end_offset=1),
+        )
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="warehouse",
+    kinds=WAREHOUSE_KINDS,
+    description=(
+        "Accepted purchases of one purchase day (UTC), de-duplicated, as Parquet. Built by "
+        "CTAS from the landing hours of the day and the next day (late arrivals)."
+    ),
+)
+def purchases(
+    context: AssetExecutionContext,
+    object_store: ObjectStore,
+    catalog: Catalog,
+    engine: QueryEngine,
+) -> MaterializeResult:
+    return build_partitions(
+        context,
+        context.partition_keys,
+        lambda key: build_purchases_day(object_store, catalog, engine, key),
+    )
+
+
+@asset(
+    key=AssetKey(["warehouse", "purchases_rejected"]),
+    deps=[landing_purchases],
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    group_name="warehouse",
+    kinds=WAREHOUSE_KINDS,
+    description=(
+        "Every record that arrived on the day and is not a purchase, with the reason "
+        "(malformed_json, missing_field, bad_type, bad_timestamp, too_late) and its text."
+    ),
+)
+def purchases_rejected(
+    context: AssetExecutionContext,
+    object_store: ObjectStore,
+    catalog: Catalog,
+    engine: QueryEngine,
+) -> MaterializeResult:
+    return build_partitions(
+        context,
+        context.partition_keys,
+        lambda key: build_rejected_day(object_store, catalog, engine, key),
+    )

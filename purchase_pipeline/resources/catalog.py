@@ -1,0 +1,171 @@
+"""Catalog: which tables exist, their columns, and where each partition's data lives.
+
+The local catalog is a folder of small JSON files, one per table and one per partition, each
+replaced atomically (write, then rename) under a per-table lock. Concurrent runs that write
+different partitions never wait on each other; a run that swaps a partition gets back the
+previous location to delete. No shared database file, so no "could not set lock" errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from purchase_pipeline.identifiers import validate_identifier
+from purchase_pipeline.settings import env, resolve_lake_dir
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # Athena type name: varchar, integer, bigint, double, boolean, date, timestamp
+
+
+@dataclass
+class Partition:
+    value: str
+    location: str  # object key prefix of the partition's files
+    files: list[str] = field(default_factory=list)  # object keys
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Table:
+    name: str
+    columns: list[Column]
+    partition_key: str | None
+    format: str  # parquet | json
+    location: str  # object key prefix
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+class CatalogError(RuntimeError):
+    """A missing table or partition; the message names it."""
+
+
+class Catalog(ConfigurableResource):
+    """The catalog interface (a database of tables and partitions)."""
+
+    def get_table(self, name: str) -> Table | None:
+        raise NotImplementedError
+
+    def list_tables(self) -> list[Table]:
+        raise NotImplementedError
+
+    def put_table(self, table: Table) -> None:
+        raise NotImplementedError
+
+    def get_partition(self, table: str, value: str) -> Partition | None:
+        raise NotImplementedError
+
+    def list_partitions(self, table: str) -> list[Partition]:
+        raise NotImplementedError
+
+    def swap_partition(self, table: str, partition: Partition) -> Partition | None:
+        """Point `table`'s partition at new files; returns the partition it replaced."""
+        raise NotImplementedError
+
+
+def _write_json_atomically(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _table_from_json(payload: dict[str, Any]) -> Table:
+    columns = [Column(**c) for c in payload.pop("columns")]
+    return Table(columns=columns, **payload)
+
+
+class LocalCatalog(Catalog):
+    """A catalog kept as JSON files under `<lake_dir>/_catalog/<database>/`."""
+
+    lake_dir: str = Field(
+        default_factory=lambda: env("PURCHASES_LAKE_DIR"),
+        description="Folder of the local lake; the catalog lives in its _catalog folder.",
+    )
+    database: str = Field(
+        default_factory=lambda: env("PURCHASES_DATABASE"),
+        description="Catalog database holding the tables (PURCHASES_DATABASE).",
+    )
+
+    @property
+    def root(self) -> Path:
+        return resolve_lake_dir(self.lake_dir) / "_catalog" / validate_identifier(self.database)
+
+    def _table_dir(self, name: str) -> Path:
+        return self.root / validate_identifier(name)
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        folder = self._table_dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def get_table(self, name: str) -> Table | None:
+        path = self._table_dir(name) / "table.json"
+        if not path.exists():
+            return None
+        return _table_from_json(json.loads(path.read_text("utf-8")))
+
+    def list_tables(self) -> list[Table]:
+        if not self.root.is_dir():
+            return []
+        tables = [self.get_table(d.name) for d in sorted(self.root.iterdir()) if d.is_dir()]
+        return [t for t in tables if t is not None]
+
+    def put_table(self, table: Table) -> None:
+        validate_identifier(table.name)
+        for column in table.columns:
+            validate_identifier(column.name)
+        with self._locked(table.name):
+            _write_json_atomically(self._table_dir(table.name) / "table.json", asdict(table))
+
+    def _partition_path(self, table: str, value: str) -> Path:
+        safe = value.replace(":", "").replace(" ", "T")
+        if not all(c.isalnum() or c in "-_T" for c in safe):
+            raise CatalogError(f"invalid partition value {value!r} for table {table}")
+        return self._table_dir(table) / "partitions" / f"{safe}.json"
+
+    def get_partition(self, table: str, value: str) -> Partition | None:
+        path = self._partition_path(table, value)
+        if not path.exists():
+            return None
+        return Partition(**json.loads(path.read_text("utf-8")))
+
+    def list_partitions(self, table: str) -> list[Partition]:
+        folder = self._table_dir(table) / "partitions"
+        if not folder.is_dir():
+            return []
+        return [
+            Partition(**json.loads(p.read_text("utf-8"))) for p in sorted(folder.glob("*.json"))
+        ]
+
+    def swap_partition(self, table: str, partition: Partition) -> Partition | None:
+        if self.get_table(table) is None:
+            raise CatalogError(f"table {table} is not in the catalog")
+        with self._locked(table):
+            previous = self.get_partition(table, partition.value)
+            _write_json_atomically(self._partition_path(table, partition.value), asdict(partition))
+        return previous

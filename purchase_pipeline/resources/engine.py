@@ -1,0 +1,396 @@
+"""Query engine: runs the Athena-dialect SQL files and writes table partitions.
+
+`DuckDBEngine` is the embedded default. Each build opens its own in-memory DuckDB connection
+(no shared database file, so concurrent runs never lock each other out), exposes the inputs
+as views over exactly the files the catalog names, runs the transpiled SELECT, writes the
+result as zstd Parquet to a fresh location and then swaps the catalog partition to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import sqlglot
+from dagster import ConfigurableResource
+from pydantic import Field
+from sqlglot import exp
+
+from purchase_pipeline.identifiers import validate_identifier
+from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
+from purchase_pipeline.resources.object_store import ObjectStore
+from purchase_pipeline.sql_render import ParamValue, bind, render, render_file
+
+log = logging.getLogger(__name__)
+
+# Longest line DuckDB's CSV reader accepts: Firehose without a delimiter writes a whole buffer
+# (at most 128 MiB) as one line. The reader's buffer must be set just above it; by default
+# DuckDB sizes it at 16x the line limit and runs out of memory.
+MAX_LINE_BYTES = 128 * 1024 * 1024
+READ_BUFFER_BYTES = MAX_LINE_BYTES + 1024 * 1024
+
+_DUCKDB_TO_ATHENA = {
+    "VARCHAR": "varchar",
+    "INTEGER": "integer",
+    "BIGINT": "bigint",
+    "DOUBLE": "double",
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMP WITH TIME ZONE": "timestamp",
+    "HUGEINT": "bigint",
+}
+_ATHENA_TO_DUCKDB = {
+    "varchar": "VARCHAR",
+    "string": "VARCHAR",
+    "integer": "INTEGER",
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+}
+
+
+@dataclass(frozen=True)
+class LandingSource:
+    """Landing objects read as lines: exposed to SQL as (source_key, line)."""
+
+    keys: list[str]
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """Some partitions of a catalog table (all of them when `partitions` is None)."""
+
+    table: str
+    partitions: list[str] | None = None
+
+
+Source = LandingSource | TableSource
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    query_id: str
+    engine_ms: int
+    bytes_scanned: int | None = None
+
+
+@dataclass
+class BuildResult:
+    """What a partition build did, for the materialization's metadata."""
+
+    table: str
+    partition: str
+    location: str
+    rows: int
+    files: list[str]
+    bytes_written: int
+    query_id: str
+    engine_ms: int
+    sql: str
+    replaced_location: str | None = None
+    bytes_scanned: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class QueryEngineError(RuntimeError):
+    """A failed query; the message names the query id, the table and the partition."""
+
+
+class QueryEngine(ConfigurableResource):
+    """The query engine interface."""
+
+    def write_partition(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        table: str,
+        partition_key: str,
+        partition_value: str,
+        sql_name: str,
+        params: dict[str, ParamValue],
+        sources: dict[str, Source],
+        stats: dict[str, Any] | None = None,
+    ) -> BuildResult:
+        """Run `sql_name` into a fresh location and swap the catalog partition to it.
+
+        `stats` are kept with the partition in the catalog (e.g. objects and bytes read).
+        """
+        raise NotImplementedError
+
+    def query(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        sql: str,
+        params: dict[str, ParamValue] | None = None,
+        sources: dict[str, Source] | None = None,
+        max_rows: int | None = None,
+    ) -> QueryResult:
+        raise NotImplementedError
+
+
+def new_build_id() -> str:
+    """A sortable, unique folder name for one build's output."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+
+
+def partition_location(table: str, partition_key: str, value: str, build_id: str) -> str:
+    safe_value = value.replace(":", "")
+    return f"tables/{validate_identifier(table)}/{partition_key}={safe_value}/{build_id}/"
+
+
+def _string(value: str) -> str:
+    """A DuckDB string literal (quotes doubled by sqlglot), for file paths."""
+    return exp.Literal.string(value).sql(dialect="duckdb")
+
+
+class DuckDBEngine(QueryEngine):
+    """Embedded DuckDB: one in-memory connection per query, data in Parquet files."""
+
+    memory_limit: str = Field(
+        default="2GB",
+        description="DuckDB memory_limit per query; larger inputs spill to temp_directory.",
+    )
+    threads: int = Field(default=0, description="DuckDB threads per query; 0 uses every core.")
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone='UTC'")
+        con.execute(f"SET memory_limit={_string(self.memory_limit)}")
+        con.execute("SET preserve_insertion_order=false")
+        if self.threads:
+            con.execute(f"SET threads={int(self.threads)}")
+        return con
+
+    def _create_views(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        store: ObjectStore,
+        catalog: Catalog,
+        sources: dict[str, Source],
+    ) -> None:
+        for name, source in sources.items():
+            validate_identifier(name)
+            if isinstance(source, LandingSource):
+                self._create_landing_view(con, store, name, source.keys)
+            else:
+                self._create_table_view(con, store, catalog, name, source)
+
+    def _create_landing_view(
+        self, con: duckdb.DuckDBPyConnection, store: ObjectStore, name: str, keys: list[str]
+    ) -> None:
+        if not keys:
+            con.execute(
+                f"CREATE TEMP VIEW {name} AS "
+                "SELECT CAST(NULL AS VARCHAR) AS source_key, CAST(NULL AS VARCHAR) AS line "
+                "WHERE FALSE"
+            )
+            return
+        paths = ", ".join(_string(store.uri(k)) for k in keys)
+        mapping = ", ".join(f"({_string(store.uri(k))}, {_string(k)})" for k in keys)
+        # NUL never occurs in JSON text, so each line is one column; quoting is off so every
+        # byte of the line is kept as it landed.
+        con.execute(
+            f"CREATE TEMP VIEW {name} AS "
+            f"SELECT k.source_key, r.line FROM read_csv([{paths}], "
+            "columns={'line': 'VARCHAR'}, delim=chr(0), quote='', escape='', header=false, "
+            f"auto_detect=false, filename=true, max_line_size={MAX_LINE_BYTES}, "
+            f"buffer_size={READ_BUFFER_BYTES}) AS r "
+            f"JOIN (VALUES {mapping}) AS k(path, source_key) ON r.filename = k.path"
+        )
+
+    def _create_table_view(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        store: ObjectStore,
+        catalog: Catalog,
+        name: str,
+        source: TableSource,
+    ) -> None:
+        table = catalog.get_table(source.table)
+        if table is None:
+            raise QueryEngineError(f"table {source.table} does not exist in the catalog")
+        if table.format == "json":
+            self._create_raw_json_view(con, store, catalog, name, table)
+            return
+        wanted = None if source.partitions is None else set(source.partitions)
+        files = [
+            f
+            for p in catalog.list_partitions(table.name)
+            if wanted is None or p.value in wanted
+            for f in p.files
+        ]
+        if files:
+            paths = ", ".join(_string(store.uri(f)) for f in files)
+            con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet([{paths}])")
+        else:
+            columns = ", ".join(
+                f"CAST(NULL AS {_ATHENA_TO_DUCKDB[c.type]}) AS {validate_identifier(c.name)}"
+                for c in table.columns
+            )
+            con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} WHERE FALSE")
+
+    def _create_raw_json_view(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        store: ObjectStore,
+        catalog: Catalog,
+        name: str,
+        table: Table,
+    ) -> None:
+        """The crawler's raw table: the landed JSON with the inferred (lower-cased) columns.
+
+        Like Athena's JSON SerDe it reads one record per line and skips lines that are not
+        one JSON object (e.g. Firehose records concatenated without a delimiter); the
+        warehouse tables account for every record, this table is for exploring.
+        """
+        files = [f for p in catalog.list_partitions(table.name) for f in p.files]
+        json_fields: dict[str, str] = table.properties.get("json_fields", {})
+        data_columns = [c for c in table.columns if c.name in json_fields]
+        if not files or not data_columns:
+            con.execute(f"CREATE TEMP VIEW {name} AS SELECT NULL AS empty WHERE FALSE")
+            return
+        paths = ", ".join(_string(store.uri(f)) for f in files)
+        spec = ", ".join(
+            f"{_string(json_fields[c.name])}: {_string(_ATHENA_TO_DUCKDB.get(c.type, 'JSON'))}"
+            for c in data_columns
+        )
+        # Field names were checked against [A-Za-z_][A-Za-z0-9_]* by the crawler.
+        select = ", ".join(
+            f'"{json_fields[c.name]}" AS {validate_identifier(c.name)}' for c in data_columns
+        )
+        con.execute(
+            f"CREATE TEMP VIEW {name} AS SELECT {select}, "
+            "regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\d{2})/[^/]*$', 1) AS year, "
+            "regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\d{2})/[^/]*$', 2) AS month, "
+            "regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\d{2})/[^/]*$', 3) AS day, "
+            "regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\d{2})/[^/]*$', 4) AS hour "
+            f"FROM read_json([{paths}], columns={{{spec}}}, format='newline_delimited', "
+            "ignore_errors=true, filename=true, maximum_object_size=134217728)"
+        )
+
+    def query(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        sql: str,
+        params: dict[str, ParamValue] | None = None,
+        sources: dict[str, Source] | None = None,
+        max_rows: int | None = None,
+    ) -> QueryResult:
+        query_id = f"duckdb-{uuid.uuid4()}"
+        if sources is None:
+            sources = {t.name: TableSource(t.name) for t in catalog.list_tables()}
+        try:
+            tree = bind(sql, params or {})
+        except sqlglot.errors.ParseError as exc:
+            raise QueryEngineError(f"SQL syntax error: {exc.errors[0]['description']}") from None
+        started = time.monotonic()
+        con = self._connect()
+        try:
+            self._create_views(con, store, catalog, sources)
+            cursor = con.execute(render(tree, "duckdb"))
+            columns = [d[0] for d in cursor.description or []]
+            rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()
+        except duckdb.Error as exc:
+            raise QueryEngineError(f"query {query_id} failed: {exc}") from None
+        finally:
+            con.close()
+        return QueryResult(columns, rows, query_id, int((time.monotonic() - started) * 1000))
+
+    def write_partition(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        table: str,
+        partition_key: str,
+        partition_value: str,
+        sql_name: str,
+        params: dict[str, ParamValue],
+        sources: dict[str, Source],
+        stats: dict[str, Any] | None = None,
+    ) -> BuildResult:
+        query_id = f"duckdb-{uuid.uuid4()}"
+        location = partition_location(table, partition_key, partition_value, new_build_id())
+        data_key = f"{location}data.parquet"
+        started = time.monotonic()
+        con = self._connect()
+        try:
+            self._create_views(con, store, catalog, sources)
+            select = render_file(sql_name, params, "duckdb")
+            target = store.uri(data_key)
+            _ensure_parent(target)
+            con.execute(f"COPY ({select}) TO {_string(target)} (FORMAT parquet, COMPRESSION zstd)")
+            described = con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({_string(target)})"
+            ).fetchall()
+            rows = con.execute(f"SELECT count(*) FROM read_parquet({_string(target)})").fetchall()[
+                0
+            ][0]
+        except duckdb.Error as exc:
+            store.delete_prefix(location)
+            raise QueryEngineError(
+                f"query {query_id} building {table} partition {partition_key}={partition_value} "
+                f"failed: {exc}"
+            ) from None
+        finally:
+            con.close()
+        engine_ms = int((time.monotonic() - started) * 1000)
+        columns = [
+            Column(name=c[0], type=_DUCKDB_TO_ATHENA.get(c[1], "varchar")) for c in described
+        ]
+        existing = catalog.get_table(table)
+        if existing is None or existing.columns != columns:
+            catalog.put_table(
+                Table(
+                    name=table,
+                    columns=columns,
+                    partition_key=partition_key,
+                    format="parquet",
+                    location=f"tables/{table}/",
+                )
+            )
+        size = sum(o.size for o in store.list_objects(location))
+        previous = catalog.swap_partition(
+            table,
+            Partition(
+                value=partition_value,
+                location=location,
+                files=[data_key],
+                stats={**(stats or {}), "rows": rows, "bytes": size, "query_id": query_id},
+            ),
+        )
+        # The old files go only after the catalog points at the new ones: a reader (or a
+        # crash) in between still finds a complete partition.
+        if previous is not None and previous.location != location:
+            store.delete_prefix(previous.location)
+        log.info("built %s %s=%s: %d rows", table, partition_key, partition_value, rows)
+        return BuildResult(
+            table=table,
+            partition=partition_value,
+            location=location,
+            rows=rows,
+            files=[data_key],
+            bytes_written=size,
+            query_id=query_id,
+            engine_ms=engine_ms,
+            sql=render_file(sql_name, params, "athena"),
+            replaced_location=previous.location if previous else None,
+        )
+
+
+def _ensure_parent(path: str) -> None:
+    from pathlib import Path
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)

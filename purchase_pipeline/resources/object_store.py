@@ -1,0 +1,145 @@
+"""Object store: where Firehose lands objects and where tables keep their Parquet files.
+
+`LocalObjectStore` is a folder per bucket (`<lake dir>/<bucket>/<key>`). It lists keys in the
+same order S3 does (UTF-8 byte order), with `start_after`, so sensors behave the same on both.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from purchase_pipeline.settings import env, resolve_lake_dir, validate_bucket
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object."""
+
+    key: str
+    size: int
+    modified: float
+
+
+class ObjectStoreError(RuntimeError):
+    """An object that cannot be read or written; the message names the key."""
+
+
+class ObjectStore(ConfigurableResource):
+    """The object store interface (a bucket)."""
+
+    def list_objects(
+        self, prefix: str, start_after: str | None = None, limit: int | None = None
+    ) -> list[ObjectInfo]:
+        raise NotImplementedError
+
+    def put_object(self, key: str, body: bytes) -> None:
+        raise NotImplementedError
+
+    def get_object(self, key: str) -> bytes:
+        raise NotImplementedError
+
+    def delete_prefix(self, prefix: str) -> int:
+        raise NotImplementedError
+
+    def uri(self, key: str) -> str:
+        """The location the query engine reads `key` from."""
+        raise NotImplementedError
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]):
+        raise ObjectStoreError(f"invalid object key {key!r}")
+    return key
+
+
+class LocalObjectStore(ObjectStore):
+    """A bucket as a folder on disk: `<lake_dir>/<bucket>/<key>`."""
+
+    lake_dir: str = Field(
+        default_factory=lambda: env("PURCHASES_LAKE_DIR"),
+        description="Folder holding one sub-folder per bucket (PURCHASES_LAKE_DIR).",
+    )
+    bucket: str = Field(
+        default_factory=lambda: env("PURCHASES_BUCKET"),
+        description="Bucket name; its folder is <lake_dir>/<bucket> (PURCHASES_BUCKET).",
+    )
+
+    @property
+    def root(self) -> Path:
+        return resolve_lake_dir(self.lake_dir) / validate_bucket(self.bucket)
+
+    def path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def list_objects(
+        self, prefix: str, start_after: str | None = None, limit: int | None = None
+    ) -> list[ObjectInfo]:
+        # Walk only the folders that can hold keys after `start_after`, in key order.
+        base = self.root
+        found: list[ObjectInfo] = []
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = base / folder if folder else base
+        if not start.is_dir():
+            return []
+        after = (start_after or "").encode()
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = os.path.relpath(dirpath, base).replace(os.sep, "/")
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = sorted((d for d in dirnames if not d.startswith(".tmp-")), key=str.encode)
+            if after:
+                # A folder can hold keys after `start_after` only if it sorts after it or
+                # `start_after` is inside it: older hours are never walked.
+                dirnames[:] = [
+                    d
+                    for d in dirnames
+                    if (rel_dir + d + "/").encode() > after
+                    or after.startswith((rel_dir + d + "/").encode())
+                ]
+            for name in filenames:
+                if name.startswith(".tmp-"):
+                    continue
+                key = rel_dir + name
+                if not key.startswith(prefix) or (after and key.encode() <= after):
+                    continue
+                stat = os.stat(os.path.join(dirpath, name))
+                found.append(ObjectInfo(key=key, size=stat.st_size, modified=stat.st_mtime))
+        found.sort(key=lambda o: o.key.encode())
+        return found[:limit] if limit is not None else found
+
+    def put_object(self, key: str, body: bytes) -> None:
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a reader never sees half an object.
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_object(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except OSError as exc:
+            raise ObjectStoreError(f"cannot read object {key!r}: {exc.strerror}") from exc
+
+    def delete_prefix(self, prefix: str) -> int:
+        target = self.path(prefix.rstrip("/"))
+        if not target.exists():
+            return 0
+        count = sum(len(files) for _, _, files in os.walk(target))
+        shutil.rmtree(target)
+        return count
+
+    def uri(self, key: str) -> str:
+        return str(self.path(key))

@@ -1,0 +1,92 @@
+"""Environment settings with the defaults of SPEC.md, in one place.
+
+Resources read their configuration through Dagster `EnvVar`s; the CLI and the simulator read
+the same variables through `Settings.from_env()`, so both always agree on where the lake is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from purchase_pipeline.identifiers import validate_identifier, validate_prefix
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The first day the partitions start at. Early enough for any simulated history on the
+# laptop, late enough that the Dagster UI does not list years of empty partitions.
+DEFAULT_START_DATE = "2025-01-01"
+
+DEFAULTS: dict[str, str] = {
+    "PURCHASES_TARGET": "local",
+    "PURCHASES_LAKE_DIR": ".lake",
+    "PURCHASES_BUCKET": "bookstore-analytics",
+    "PURCHASES_RAW_PREFIX": "firehose/purchases/",
+    "PURCHASES_STREAM": "books-purchase-stream",
+    "PURCHASES_DATABASE": "purchase_analytics",
+    "PURCHASES_START_DATE": DEFAULT_START_DATE,
+}
+
+
+def env(name: str) -> str:
+    """The value of a setting: the environment variable, else the SPEC.md default."""
+    value = os.environ.get(name, "").strip()
+    return value or DEFAULTS[name]
+
+
+def resolve_lake_dir(lake_dir: str) -> Path:
+    """A relative lake folder is relative to the project root, not the working directory."""
+    path = Path(lake_dir)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one process."""
+
+    target: str
+    lake_dir: Path
+    bucket: str
+    raw_prefix: str
+    stream: str
+    database: str
+    start_date: dt.date
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        target = env("PURCHASES_TARGET")
+        if target not in ("local", "aws"):
+            raise ValueError(f"PURCHASES_TARGET must be 'local' or 'aws', got {target!r}")
+        try:
+            start_date = dt.date.fromisoformat(env("PURCHASES_START_DATE"))
+        except ValueError as exc:
+            raise ValueError(f"PURCHASES_START_DATE must be YYYY-MM-DD: {exc}") from None
+        return cls(
+            target=target,
+            lake_dir=resolve_lake_dir(env("PURCHASES_LAKE_DIR")),
+            bucket=validate_bucket(env("PURCHASES_BUCKET")),
+            raw_prefix=validate_prefix(env("PURCHASES_RAW_PREFIX")),
+            stream=validate_stream(env("PURCHASES_STREAM")),
+            database=validate_identifier(env("PURCHASES_DATABASE")),
+            start_date=start_date,
+        )
+
+
+def validate_bucket(bucket: str) -> str:
+    """S3 bucket naming rules (the subset that also makes a safe folder name)."""
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or ".." in bucket:
+        raise ValueError(f"invalid bucket name {bucket!r}: use 3-63 of a-z, 0-9, '.', '-'")
+    return bucket
+
+
+def validate_stream(stream: str) -> str:
+    """Firehose delivery stream names: 1-64 of a-z, A-Z, 0-9, '_', '.', '-'."""
+    import re
+
+    if not re.fullmatch(r"[a-zA-Z0-9_.-]{1,64}", stream):
+        raise ValueError(f"invalid Firehose stream name {stream!r}")
+    return stream

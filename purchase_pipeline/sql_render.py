@@ -1,0 +1,130 @@
+"""Load the Athena-dialect SQL files, bind their parameters, and render them for an engine.
+
+Every transform is one `.sql` file in Athena's dialect (Trino). Parameters are `:name`
+placeholders, replaced by typed literals parsed from dates and datetimes, never by raw
+strings. Logical table names (`purchases`, `landing_records`, ...) are mapped to the engine's
+physical names. For DuckDB the query is transpiled with sqlglot, plus one rewrite sqlglot
+does not do: Trino's `CROSS JOIN UNNEST(...) WITH ORDINALITY` becomes DuckDB's select-list
+`UNNEST` with `GENERATE_SUBSCRIPTS`, because DuckDB's lateral join copies the left row per
+element and turns a long Firehose line (20,000 records) into a quadratic job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import cache
+from importlib import resources
+
+import sqlglot
+from sqlglot import exp
+
+from purchase_pipeline.identifiers import (
+    date_literal,
+    timestamp_literal,
+    validate_identifier,
+)
+
+ParamValue = dt.date | dt.datetime
+
+
+class SqlRenderError(ValueError):
+    """A SQL file that cannot be bound: a missing parameter or an unexpected shape."""
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of `purchase_pipeline/sql/<name>.sql`."""
+    validate_identifier(name)
+    return resources.files("purchase_pipeline.sql").joinpath(f"{name}.sql").read_text("utf-8")
+
+
+def _literal(value: ParamValue) -> exp.Expression:
+    text = timestamp_literal(value) if isinstance(value, dt.datetime) else date_literal(value)
+    return sqlglot.parse_one(text, read="athena")
+
+
+def bind(
+    sql: str, params: dict[str, ParamValue], tables: dict[str, str] | None = None
+) -> exp.Expression:
+    """Parse Athena SQL, replace `:name` placeholders and map logical table names.
+
+    `tables` maps a logical name to a physical `name` or `database.name`; every part is a
+    validated identifier.
+    """
+    tree = sqlglot.parse_one(sql, read="athena")
+    used: set[str] = set()
+
+    def replace(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder):
+            name = node.name
+            if name not in params:
+                raise SqlRenderError(f"SQL parameter :{name} has no value")
+            used.add(name)
+            return _literal(params[name])
+        if isinstance(node, exp.Table) and tables and node.name in tables:
+            parts = [validate_identifier(p) for p in tables[node.name].split(".")]
+            table = exp.table_(parts[-1], db=parts[0] if len(parts) == 2 else None)
+            alias = node.args.get("alias")
+            if alias is not None:
+                table.set("alias", alias)
+            elif len(parts) == 2 or parts[-1] != node.name:
+                table.set("alias", exp.TableAlias(this=exp.to_identifier(node.name)))
+            return table
+        return node
+
+    return tree.transform(replace)
+
+
+def _unnest_to_select_list(tree: exp.Expression) -> exp.Expression:
+    """Rewrite `FROM x AS l CROSS JOIN UNNEST(e) WITH ORDINALITY AS f (v, n)` for DuckDB."""
+    for select in list(tree.find_all(exp.Select)):
+        joins = select.args.get("joins") or []
+        unnest_joins = [j for j in joins if isinstance(j.this, exp.Unnest)]
+        if not unnest_joins:
+            continue
+        if len(joins) != 1:
+            raise SqlRenderError("UNNEST must be the only join of its SELECT")
+        unnest: exp.Unnest = joins[0].this
+        alias = unnest.args["alias"]
+        (value_column,) = alias.columns
+        ordinal = unnest.args.get("offset")
+        source = select.args["from_"].this if "from_" in select.args else select.args["from"].this
+        left = source.alias_or_name
+        array = unnest.expressions[0]
+        projections: list[exp.Expression] = [
+            exp.Column(this=exp.Star(), table=exp.to_identifier(left)),
+            exp.alias_(exp.Unnest(expressions=[array.copy()]), value_column.name),
+        ]
+        if ordinal is not None:
+            projections.append(
+                exp.alias_(
+                    exp.func("generate_subscripts", array.copy(), exp.Literal.number(1)),
+                    ordinal.name,
+                )
+            )
+        inner = exp.select(*projections).from_(source.copy())
+        for column in select.find_all(exp.Column):
+            if column.table == alias.name:
+                column.set("table", exp.to_identifier(left))
+        select.set("joins", None)
+        select.from_(exp.alias_(inner.subquery(), left), copy=False)
+    return tree
+
+
+def render(tree: exp.Expression, dialect: str) -> str:
+    """SQL text for `athena` or `duckdb`."""
+    if dialect == "duckdb":
+        return _unnest_to_select_list(tree.copy()).sql(dialect="duckdb")
+    if dialect == "athena":
+        return tree.sql(dialect="athena", pretty=True)
+    raise SqlRenderError(f"unknown SQL dialect {dialect!r}")
+
+
+def render_file(
+    name: str,
+    params: dict[str, ParamValue],
+    dialect: str,
+    tables: dict[str, str] | None = None,
+) -> str:
+    """Load, bind and render one SQL file."""
+    return render(bind(load_sql(name), params, tables), dialect)
