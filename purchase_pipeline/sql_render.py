@@ -7,6 +7,11 @@ physical names. For DuckDB the query is transpiled with sqlglot, plus one rewrit
 does not do: Trino's `CROSS JOIN UNNEST(...) WITH ORDINALITY` becomes DuckDB's select-list
 `UNNEST` with `GENERATE_SUBSCRIPTS`, because DuckDB's lateral join copies the left row per
 element and turns a long Firehose line (20,000 records) into a quadratic job.
+
+DuckDB's JSON reader is also more lenient than Athena's: it accepts `NaN`, `Infinity` and
+trailing commas, and its cast of an object with a repeated key to a MAP raises instead of
+failing softly. `TRY(json_parse(x))` and `TRY(CAST(json_parse(x) AS MAP(...)))` therefore
+render as the macros in `DUCKDB_MACROS`, which read strict RFC 8259 JSON like Athena does.
 """
 
 from __future__ import annotations
@@ -75,6 +80,44 @@ def bind(
     return tree.transform(replace)
 
 
+# Strict JSON for DuckDB; created on every connection before a rendered query runs.
+DUCKDB_MACROS = (
+    r"""CREATE OR REPLACE TEMP MACRO strict_json_text(x) AS
+        NOT regexp_matches(x, 'NaN|Infinity|,[ \t\r\n]*[}\]]')
+        OR NOT regexp_matches(
+            regexp_replace(x, '"(?:[^"\\]|\\.)*"', '""', 'g'), 'NaN|Infinity|,[ \t\r\n]*[}\]]'
+        )""",
+    r"""CREATE OR REPLACE TEMP MACRO try_json(x) AS
+        CASE WHEN strict_json_text(x) THEN TRY(JSON(x)) END""",
+    r"""CREATE OR REPLACE TEMP MACRO try_json_map(x) AS
+        CASE
+            WHEN strict_json_text(x) AND json_valid(x)
+                AND len(json_keys(x)) = len(list_distinct(json_keys(x)))
+                THEN TRY(CAST(JSON(x) AS MAP(VARCHAR, JSON)))
+        END""",
+)
+
+
+def _strict_json(tree: exp.Expression) -> exp.Expression:
+    """`TRY(json_parse(x))` -> `try_json(x)`; `TRY(CAST(json_parse(x) AS MAP))` -> `try_json_map(x)`."""
+
+    def replace(node: exp.Expression) -> exp.Expression:
+        if not isinstance(node, exp.Try):
+            return node
+        inner = node.this
+        if isinstance(inner, exp.ParseJSON):
+            return exp.Anonymous(this="try_json", expressions=[inner.this.copy()])
+        if (
+            isinstance(inner, exp.Cast)
+            and isinstance(inner.this, exp.ParseJSON)
+            and inner.to.is_type(exp.DataType.Type.MAP)
+        ):
+            return exp.Anonymous(this="try_json_map", expressions=[inner.this.this.copy()])
+        return node
+
+    return tree.transform(replace)
+
+
 def _unnest_to_select_list(tree: exp.Expression) -> exp.Expression:
     """Rewrite `FROM x AS l CROSS JOIN UNNEST(e) WITH ORDINALITY AS f (v, n)` for DuckDB."""
     for select in list(tree.find_all(exp.Select)):
@@ -114,7 +157,7 @@ def _unnest_to_select_list(tree: exp.Expression) -> exp.Expression:
 def render(tree: exp.Expression, dialect: str) -> str:
     """SQL text for `athena` or `duckdb`."""
     if dialect == "duckdb":
-        return _unnest_to_select_list(tree.copy()).sql(dialect="duckdb")
+        return _strict_json(_unnest_to_select_list(tree.copy())).sql(dialect="duckdb")
     if dialect == "athena":
         return tree.sql(dialect="athena", pretty=True)
     raise SqlRenderError(f"unknown SQL dialect {dialect!r}")

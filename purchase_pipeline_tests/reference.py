@@ -29,6 +29,7 @@ import gzip
 import hashlib
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -303,7 +304,7 @@ def split_records(content: str) -> tuple[list[str], list[str]]:
     """(good object texts, malformed record texts) of one object's decoded content."""
     good: list[str] = []
     malformed: list[str] = []
-    for line in content.split("\n"):
+    for line in re.split("[\r\n]", content):
         for text, is_object in split_line(line):
             (good if is_object else malformed).append(text)
     return good, malformed
@@ -331,7 +332,7 @@ def read_records(lake_bucket_dir: Path, raw_prefix: str) -> tuple[list[Record], 
         if landing.gzip and data:
             data = gzip.decompress(data)
         content = data.decode("utf-8")
-        for line in content.split("\n"):
+        for line in re.split("[\r\n]", content):
             for text, _ in split_line(line):
                 records.append(Record(key, landing.arrival_hour, text))
     return records, skipped

@@ -56,7 +56,8 @@ def stage_landing_hour(
         partition_value=value,
         sql_name=LANDING_RECORDS,
         params={"arrival_hour": hour},
-        sources={"landing_lines": LandingSource([o.key for o in landed])},
+        # An empty object holds no records (and an empty `.gz` is not even a gzip stream).
+        sources={"landing_lines": LandingSource([o.key for o in landed if o.size > 0])},
         stats={"objects": len(landed), "landed_bytes": sum(o.size for o in landed)},
     )
     counts = engine.query(

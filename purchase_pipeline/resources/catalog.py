@@ -96,18 +96,21 @@ def _table_from_json(payload: dict[str, Any]) -> Table:
 class LocalCatalog(Catalog):
     """A catalog kept as JSON files under `<lake_dir>/_catalog/<database>/`."""
 
-    lake_dir: str = Field(
-        default_factory=lambda: env("PURCHASES_LAKE_DIR"),
-        description="Folder of the local lake; the catalog lives in its _catalog folder.",
+    lake_dir: str | None = Field(
+        default=None,
+        description="Folder of the local lake (catalog in its _catalog folder); default "
+        "PURCHASES_LAKE_DIR.",
     )
-    database: str = Field(
-        default_factory=lambda: env("PURCHASES_DATABASE"),
-        description="Catalog database holding the tables (PURCHASES_DATABASE).",
+    database: str | None = Field(
+        default=None,
+        description="Catalog database holding the tables; default PURCHASES_DATABASE.",
     )
 
     @property
     def root(self) -> Path:
-        return resolve_lake_dir(self.lake_dir) / "_catalog" / validate_identifier(self.database)
+        lake_dir = resolve_lake_dir(self.lake_dir or env("PURCHASES_LAKE_DIR"))
+        database = validate_identifier(self.database or env("PURCHASES_DATABASE"))
+        return lake_dir / "_catalog" / database
 
     def _table_dir(self, name: str) -> Path:
         return self.root / validate_identifier(name)

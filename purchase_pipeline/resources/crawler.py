@@ -14,6 +14,7 @@ import duckdb
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from purchase_pipeline.identifiers import validate_prefix
 from purchase_pipeline.layout import parse_landing_key
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
 from purchase_pipeline.resources.object_store import ObjectStore
@@ -54,9 +55,9 @@ class Crawler(ConfigurableResource):
 class LocalCrawler(Crawler):
     """Schema inference with DuckDB over the newly landed objects."""
 
-    raw_prefix: str = Field(
-        default_factory=lambda: env("PURCHASES_RAW_PREFIX"),
-        description="Landing prefix the crawler catalogs (PURCHASES_RAW_PREFIX).",
+    raw_prefix: str | None = Field(
+        default=None,
+        description="Landing prefix the crawler catalogs; default PURCHASES_RAW_PREFIX.",
     )
     sample_objects: int = Field(
         default=200,
@@ -64,11 +65,12 @@ class LocalCrawler(Crawler):
     )
 
     def crawl(self, store: ObjectStore, catalog: Catalog) -> CrawlResult:
+        raw_prefix = validate_prefix(self.raw_prefix or env("PURCHASES_RAW_PREFIX"))
         known = {p.value: p for p in catalog.list_partitions(RAW_TABLE)}
         by_hour: dict[str, list[str]] = {}
         skipped: list[str] = []
-        for info in store.list_objects(self.raw_prefix):
-            parsed = parse_landing_key(info.key, self.raw_prefix)
+        for info in store.list_objects(raw_prefix):
+            parsed = parse_landing_key(info.key, raw_prefix)
             if parsed is None:
                 skipped.append(info.key)
                 continue
@@ -110,14 +112,14 @@ class LocalCrawler(Crawler):
                 columns=data_columns + partition_columns,
                 partition_key="hour",
                 format="json",
-                location=self.raw_prefix,
+                location=raw_prefix,
                 properties={"json_fields": json_fields},
             )
         )
         for hour in changed_hours:
             catalog.swap_partition(
                 RAW_TABLE,
-                Partition(value=hour, location=self.raw_prefix, files=by_hour[hour]),
+                Partition(value=hour, location=raw_prefix, files=by_hour[hour]),
             )
         return CrawlResult(
             state="SUCCEEDED",

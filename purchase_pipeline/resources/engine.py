@@ -24,7 +24,7 @@ from sqlglot import exp
 from purchase_pipeline.identifiers import validate_identifier
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
 from purchase_pipeline.resources.object_store import ObjectStore
-from purchase_pipeline.sql_render import ParamValue, bind, render, render_file
+from purchase_pipeline.sql_render import DUCKDB_MACROS, ParamValue, bind, render, render_file
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +171,8 @@ class DuckDBEngine(QueryEngine):
         con.execute("SET preserve_insertion_order=false")
         if self.threads:
             con.execute(f"SET threads={int(self.threads)}")
+        for macro in DUCKDB_MACROS:
+            con.execute(macro)
         return con
 
     def _create_views(
@@ -200,11 +202,14 @@ class DuckDBEngine(QueryEngine):
         paths = ", ".join(_string(store.uri(k)) for k in keys)
         mapping = ", ".join(f"({_string(store.uri(k))}, {_string(k)})" for k in keys)
         # NUL never occurs in JSON text, so each line is one column; quoting is off so every
-        # byte of the line is kept as it landed.
+        # byte of the line is kept as it landed. Non-strict mode with '\n' ends lines at every
+        # '\n' and '\r' (like Hadoop's reader under Athena); strict mode rejects a file that
+        # mixes '\r\n' and '\n'.
         con.execute(
             f"CREATE TEMP VIEW {name} AS "
             f"SELECT k.source_key, r.line FROM read_csv([{paths}], "
             "columns={'line': 'VARCHAR'}, delim=chr(0), quote='', escape='', header=false, "
+            "strict_mode=false, new_line='\\n', "
             f"auto_detect=false, filename=true, max_line_size={MAX_LINE_BYTES}, "
             f"buffer_size={READ_BUFFER_BYTES}) AS r "
             f"JOIN (VALUES {mapping}) AS k(path, source_key) ON r.filename = k.path"

@@ -63,18 +63,19 @@ def _check_key(key: str) -> str:
 class LocalObjectStore(ObjectStore):
     """A bucket as a folder on disk: `<lake_dir>/<bucket>/<key>`."""
 
-    lake_dir: str = Field(
-        default_factory=lambda: env("PURCHASES_LAKE_DIR"),
-        description="Folder holding one sub-folder per bucket (PURCHASES_LAKE_DIR).",
+    lake_dir: str | None = Field(
+        default=None,
+        description="Folder holding one sub-folder per bucket; default PURCHASES_LAKE_DIR.",
     )
-    bucket: str = Field(
-        default_factory=lambda: env("PURCHASES_BUCKET"),
-        description="Bucket name; its folder is <lake_dir>/<bucket> (PURCHASES_BUCKET).",
+    bucket: str | None = Field(
+        default=None,
+        description="Bucket name, a folder under lake_dir; default PURCHASES_BUCKET.",
     )
 
     @property
     def root(self) -> Path:
-        return resolve_lake_dir(self.lake_dir) / validate_bucket(self.bucket)
+        lake_dir = resolve_lake_dir(self.lake_dir or env("PURCHASES_LAKE_DIR"))
+        return lake_dir / validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
 
     def path(self, key: str) -> Path:
         return self.root / _check_key(key)

@@ -11,10 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dagster import ConfigurableResource
-from pydantic import Field
 
 from purchase_pipeline.resources.object_store import ObjectStore
-from purchase_pipeline.settings import env
 from purchase_pipeline.simulate import LandingObject
 
 
@@ -34,15 +32,6 @@ class Publisher(ConfigurableResource):
 
 class LocalFirehose(Publisher):
     """Writes Firehose-layout objects straight into the local bucket."""
-
-    stream: str = Field(
-        default_factory=lambda: env("PURCHASES_STREAM"),
-        description="Name of the Firehose delivery stream, used in object keys.",
-    )
-    raw_prefix: str = Field(
-        default_factory=lambda: env("PURCHASES_RAW_PREFIX"),
-        description="Prefix Firehose writes under (PURCHASES_RAW_PREFIX).",
-    )
 
     def publish(self, store: ObjectStore, objects: Iterable[LandingObject]) -> PublishSummary:
         count = records = size = 0
