@@ -99,7 +99,8 @@ DUCKDB_MACROS = (
 
 
 def _strict_json(tree: exp.Expression) -> exp.Expression:
-    """`TRY(json_parse(x))` -> `try_json(x)`; `TRY(CAST(json_parse(x) AS MAP))` -> `try_json_map(x)`."""
+    """`TRY(json_parse(x))` -> `try_json(x)`, `TRY(CAST(json_parse(x) AS MAP))` ->
+    `try_json_map(x)`."""
 
     def replace(node: exp.Expression) -> exp.Expression:
         if not isinstance(node, exp.Try):

@@ -94,9 +94,9 @@ LINES: list[str] = [
     rec(purchaseId=..., bookId="B-NOID", title="no id", purchaseTimestamp=(H_START_S + 5) * 1000),
     # extra fields, Unicode, a repeated key, NaN, a trailing comma
     rec(purchaseId="x1", extra={"deep": [[[{"a": None}]]]}, emoji="📚", title="Ünïcödé ✓"),
-    '{"bookId": "B1", "bookId": "B2", "userId": "U", "purchaseTimestamp": %d}' % (H_START_S + 1),
+    '{"bookId": "B1", "bookId": "B2", "userId": "U", "purchaseTimestamp": ' + f"{H_START_S + 1}}}",
     '{"bookId": "B1", "userId": "U", "purchaseTimestamp": NaN}',
-    '{"bookId": "B1", "userId": "U", "purchaseTimestamp": %d,}' % (H_START_S + 1),
+    '{"bookId": "B1", "userId": "U", "purchaseTimestamp": ' + f"{H_START_S + 1},}}",
 ]
 
 # The same purchases delivered again in another object of another hour (at-least-once).
