@@ -158,7 +158,10 @@ def _run_range(instance: Any, job_name: str, start: str | None, end: str | None)
             "dagster/asset_partition_range_end": end,
         }
     result = defs.get_job_def(job_name).execute_in_process(
-        instance=instance, tags=tags, raise_on_error=False
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        instance=instance,
+        tags=tags,
+        raise_on_error=False,
     )
     status = instance.get_run_by_id(result.run_id).status
     ok = result.success and status == DagsterRunStatus.SUCCESS

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from purchase_pipeline.identifiers import validate_identifier, validate_prefix
+from purchase_pipeline.identifiers import parse_day, validate_identifier, validate_prefix
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ class Settings:
         if target not in ("local", "aws"):
             raise ValueError(f"PURCHASES_TARGET must be 'local' or 'aws', got {target!r}")
         try:
-            start_date = dt.date.fromisoformat(env("PURCHASES_START_DATE"))
+            start_date = parse_day(env("PURCHASES_START_DATE"))
         except ValueError as exc:
             raise ValueError(f"PURCHASES_START_DATE must be YYYY-MM-DD: {exc}") from None
         return cls(

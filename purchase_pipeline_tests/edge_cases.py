@@ -96,6 +96,8 @@ LINES: list[str] = [
     rec(purchaseId="x1", extra={"deep": [[[{"a": None}]]]}, emoji="📚", title="Ünïcödé ✓"),
     '{"bookId": "B1", "bookId": "B2", "userId": "U", "purchaseTimestamp": ' + f"{H_START_S + 1}}}",
     '{"bookId": "B1", "userId": "U", "purchaseTimestamp": NaN}',
+    '{"bookId": "B1", "userId": "U", "purchaseTimestamp": 1740909601, "userAge": nan}',
+    '{"bookId": "B1", "userId": "U", "purchaseTimestamp": -inf}',
     '{"bookId": "B1", "userId": "U", "purchaseTimestamp": ' + f"{H_START_S + 1},}}",
 ]
 

@@ -204,11 +204,19 @@ def test_required_fields(text: str, reason: str) -> None:
     assert rejected == Rejected(dt=DAY, source_key="k", reason=reason, record=text)
 
 
-def test_repeated_required_key_first_counts() -> None:
-    first_good = f'{{"bookId":"b1","bookId":5,"userId":"u1","purchaseTimestamp":{HOUR_S}}}'
-    assert accept(first_good).book_id == "b1"
-    first_bad = f'{{"bookId":5,"bookId":"b1","userId":"u1","purchaseTimestamp":{HOUR_S}}}'
-    assert reject(first_bad).reason == "bad_type"
+def test_a_repeated_top_level_key_makes_the_record_malformed() -> None:
+    text = f'{{"bookId":"b1","bookId":5,"userId":"u1","purchaseTimestamp":{HOUR_S}}}'
+    assert reject(text) == Rejected(DAY, "k", "malformed_json", text)
+    text = f'{{"bookId":"b1","userId":"u1","purchaseTimestamp":{HOUR_S},"x":1,"x":1}}'
+    assert reject(text).reason == "malformed_json"
+    nested = f'{{"bookId":"b1","userId":"u1","purchaseTimestamp":{HOUR_S},"m":{{"c":1,"c":2}}}}'
+    assert accept(nested).book_id == "b1"
+
+
+def test_a_repeated_key_does_not_swallow_the_rest_of_its_line() -> None:
+    twice = f'{{"bookId":"b1","bookId":"b2","userId":"u1","purchaseTimestamp":{HOUR_S}}}'
+    good = f'{{"bookId":"b3","userId":"u1","purchaseTimestamp":{HOUR_S}}}'
+    assert split_records(twice + good) == ([twice, good], [])
 
 
 def test_nan_in_a_record_is_malformed() -> None:
@@ -594,8 +602,8 @@ def test_records_without_purchase_id_are_one_purchase_when_fields_are_equal(
         ),
         # fields the contract ignores, and values normalised to the same thing
         event(**fields, title=None, author=7, userCountry="", price=3),
-        # whitespace, and a repeated key whose first value is the same
-        f'{{ "bookId" : "b1", "userId":"u1", "userId":"u2", "purchaseTimestamp":{HOUR_S}, '
+        # whitespace inside the object
+        f'{{ "bookId" : "b1", "userId":"u1", "purchaseTimestamp":{HOUR_S}, '
         '"userAge":30, "genre":"Poetry" }',
     ]
     different = [

@@ -9,9 +9,9 @@ import datetime as dt
 from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
 
 from purchase_pipeline.identifiers import parse_day, parse_hour
-from purchase_pipeline.settings import env
+from purchase_pipeline.settings import Settings
 
-START_DATE = env("PURCHASES_START_DATE")
+START_DATE = Settings.from_env().start_date.isoformat()
 
 hourly_partitions = HourlyPartitionsDefinition(
     start_date=f"{START_DATE}-00:00", end_offset=1, timezone="UTC"

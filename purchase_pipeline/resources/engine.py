@@ -238,7 +238,11 @@ class DuckDBEngine(QueryEngine):
         ]
         if files:
             paths = ", ".join(_string(store.uri(f)) for f in files)
-            con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet([{paths}])")
+            # Partition folders look like Hive's (dt=...); the values are in the files.
+            con.execute(
+                f"CREATE TEMP VIEW {name} AS "
+                f"SELECT * FROM read_parquet([{paths}], hive_partitioning=false)"
+            )
         else:
             columns = ", ".join(
                 f"CAST(NULL AS {_ATHENA_TO_DUCKDB[c.type]}) AS {validate_identifier(c.name)}"
@@ -301,6 +305,8 @@ class DuckDBEngine(QueryEngine):
             tree = bind(sql, params or {})
         except sqlglot.errors.ParseError as exc:
             raise QueryEngineError(f"SQL syntax error: {exc.errors[0]['description']}") from None
+        except sqlglot.errors.SqlglotError as exc:
+            raise QueryEngineError(f"SQL syntax error: {' '.join(str(exc).split())}") from None
         started = time.monotonic()
         con = self._connect()
         try:

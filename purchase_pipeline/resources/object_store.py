@@ -54,8 +54,9 @@ class ObjectStore(ConfigurableResource):
 
 
 def _check_key(key: str) -> str:
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]):
+    """A key or a folder prefix ("a/b/") that stays inside the bucket."""
+    parts = key[:-1].split("/") if key.endswith("/") else key.split("/")
+    if not key or key.startswith("/") or "\x00" in key or any(p in ("", ".", "..") for p in parts):
         raise ObjectStoreError(f"invalid object key {key!r}")
     return key
 
@@ -84,6 +85,8 @@ class LocalObjectStore(ObjectStore):
         self, prefix: str, start_after: str | None = None, limit: int | None = None
     ) -> list[ObjectInfo]:
         # Walk only the folders that can hold keys after `start_after`, in key order.
+        if prefix:
+            _check_key(prefix)
         base = self.root
         found: list[ObjectInfo] = []
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""

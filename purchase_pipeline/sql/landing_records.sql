@@ -4,205 +4,343 @@
 --
 -- Input: landing_lines (source_key, line), the lines of the hour's objects.
 -- Parameters: :arrival_hour (TIMESTAMP, the hour's start).
+--
+-- Splitting a line into records, fast for what Firehose writes and exact for the rest:
+-- 1. Cut the line at every '}{' (Firehose concatenates records with no delimiter). When every
+--    piece of a line is a JSON object, those are its records: almost every line.
+-- 2. Otherwise '}{' may sit inside a string, or a record is broken. Pieces are glued back
+--    into groups wherever a cut fell inside a string (odd count of unescaped quotes so far).
+-- 3. A group that is still not one object is cut after every '}' and read like a parser:
+--    a record ends where the brace depth outside strings is back at zero. From the first text
+--    that is not an object, the rest of the line is one malformed record.
 WITH lines AS (
     SELECT
         source_key,
         line,
-        row_number() OVER (PARTITION BY source_key) AS line_no
+        row_number() OVER () AS line_no
     FROM landing_lines
     WHERE NOT regexp_like(line, '^[ \t\r]*$')
 ),
 
--- Firehose with no delimiter lands `{..}{..}{..}` on one line. Cutting after every '}' gives
--- fragments; when every fragment of a line is a JSON object, those are its records.
-fragments AS (
+pieces AS (
+    SELECT
+        source_key,
+        line_no,
+        line AS piece,
+        1 AS piece_no
+    FROM lines
+    WHERE strpos(line, '}{') = 0
+    UNION ALL
     SELECT
         l.source_key,
         l.line_no,
-        f.fragment,
-        f.fragment_no
+        p.piece,
+        p.piece_no
     FROM lines AS l
     CROSS JOIN
-        UNNEST(split(replace(l.line, '}', '}' || chr(10)), chr(10)))
-        WITH ORDINALITY AS f (fragment, fragment_no)
-    WHERE f.fragment <> ''
+        UNNEST(split(replace(l.line, '}{', '}' || chr(10) || '{'), chr(10)))
+        WITH ORDINALITY AS p (piece, piece_no)
+    WHERE strpos(l.line, '}{') > 0
 ),
 
-checked_fragments AS (
+checked_pieces AS (
     SELECT
         source_key,
         line_no,
-        fragment,
-        fragment_no,
-        regexp_replace(fragment, '^[ \t\r]+|[ \t\r]+$', '') AS trimmed
-    FROM fragments
+        piece,
+        piece_no,
+        trimmed,
+        trimmed = '' OR (substr(trimmed, 1, 1) = '{' AND try(json_parse(trimmed)) IS NOT NULL)
+            AS is_object
+    FROM (
+        SELECT
+            source_key,
+            line_no,
+            piece,
+            piece_no,
+            regexp_replace(piece, '^[ \t\r]+|[ \t\r]+$', '') AS trimmed
+        FROM pieces
+    ) AS trimmed_pieces
 ),
 
-line_shapes AS (
-    SELECT
-        source_key,
-        line_no,
-        bool_and(
-            trimmed = ''
-            OR (substr(trimmed, 1, 1) = '{' AND try(json_parse(trimmed)) IS NOT NULL)
-        ) AS is_simple
-    FROM checked_fragments
-    GROUP BY source_key, line_no
+-- Lines with a piece that is not an object: few, so the anti-join below stays small.
+complex_lines AS (
+    SELECT DISTINCT line_no
+    FROM checked_pieces
+    WHERE NOT is_object
 ),
 
 simple_records AS (
     SELECT
-        c.source_key,
-        c.trimmed AS record,
+        source_key,
+        trimmed AS record,
         TRUE AS is_object
-    FROM checked_fragments AS c
-    INNER JOIN line_shapes AS s
-        ON c.source_key = s.source_key AND c.line_no = s.line_no
-    WHERE s.is_simple AND c.trimmed <> ''
+    FROM checked_pieces
+    WHERE trimmed <> '' AND line_no NOT IN (SELECT line_no FROM complex_lines)
 ),
 
--- The other lines have a '}' inside a string, nested objects, or broken JSON. Track the
--- string state (parity of unescaped quotes) and the brace depth outside strings from
--- fragment to fragment; a record ends where the depth is back to zero outside a string.
-complex_fragments AS (
+-- Step 2: glue pieces whose cut fell inside a string.
+piece_quotes AS (
     SELECT
         c.source_key,
         c.line_no,
-        c.fragment,
-        c.fragment_no,
-        length(regexp_replace(c.fragment, '\\.|[^"]', '')) AS quotes
-    FROM checked_fragments AS c
-    INNER JOIN line_shapes AS s
-        ON c.source_key = s.source_key AND c.line_no = s.line_no
-    WHERE NOT s.is_simple
-),
-
-fragment_strings AS (
-    SELECT
-        source_key,
-        line_no,
-        fragment,
-        fragment_no,
-        quotes,
-        coalesce(
-            sum(quotes) OVER (
-                PARTITION BY source_key, line_no
-                ORDER BY fragment_no
-                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-            ),
-            0
-        ) % 2 AS in_string_before
-    FROM complex_fragments
-),
-
-fragment_code AS (
-    SELECT
-        source_key,
-        line_no,
-        fragment,
-        fragment_no,
-        quotes,
-        regexp_replace(
-            CASE
-                WHEN in_string_before = 1
-                    THEN regexp_replace(fragment, '^(?:[^"\\]|\\.)*("|$)', '')
-                ELSE fragment
-            END,
-            '"(?:[^"\\]|\\.)*("|$)',
-            ''
-        ) AS code
-    FROM fragment_strings
-),
-
-fragment_depths AS (
-    SELECT
-        source_key,
-        line_no,
-        fragment,
-        fragment_no,
-        sum(length(regexp_replace(code, '[^{]', '')) - length(regexp_replace(code, '[^}]', '')))
-            OVER (
-                PARTITION BY source_key, line_no
-                ORDER BY fragment_no
-                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-            ) AS depth_after,
-        sum(quotes) OVER (
-            PARTITION BY source_key, line_no
-            ORDER BY fragment_no
+        c.piece,
+        c.piece_no,
+        sum(length(regexp_replace(c.piece, '\\.|[^"]', ''))) OVER (
+            PARTITION BY c.line_no
+            ORDER BY c.piece_no
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) % 2 AS in_string_after
-    FROM fragment_code
+    FROM checked_pieces AS c
+    WHERE c.line_no IN (SELECT line_no FROM complex_lines)
 ),
 
-fragment_groups AS (
+piece_groups AS (
     SELECT
         source_key,
         line_no,
-        fragment,
-        fragment_no,
+        piece,
+        piece_no,
         coalesce(
-            sum(CASE WHEN depth_after = 0 AND in_string_after = 0 THEN 1 ELSE 0 END) OVER (
-                PARTITION BY source_key, line_no
-                ORDER BY fragment_no
+            sum(CASE WHEN in_string_after = 0 THEN 1 ELSE 0 END) OVER (
+                PARTITION BY line_no
+                ORDER BY piece_no
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
             ),
             0
         ) AS group_no
-    FROM fragment_depths
+    FROM piece_quotes
 ),
 
-candidate_records AS (
+groups AS (
     SELECT
         source_key,
         line_no,
         group_no,
-        record,
-        record = '' OR (substr(record, 1, 1) = '{' AND try(json_parse(record)) IS NOT NULL)
+        raw_group,
+        trimmed,
+        trimmed = '' OR (substr(trimmed, 1, 1) = '{' AND try(json_parse(trimmed)) IS NOT NULL)
             AS is_object
     FROM (
         SELECT
             source_key,
             line_no,
             group_no,
+            array_join(array_agg(piece ORDER BY piece_no), '') AS raw_group,
             regexp_replace(
-                array_join(array_agg(fragment ORDER BY fragment_no), ''), '^[ \t\r]+|[ \t\r]+$', ''
-            ) AS record
-        FROM fragment_groups
+                array_join(array_agg(piece ORDER BY piece_no), ''), '^[ \t\r]+|[ \t\r]+$', ''
+            ) AS trimmed
+        FROM piece_groups
         GROUP BY source_key, line_no, group_no
-    ) AS grouped
+    ) AS glued
 ),
 
--- From the first group that is not an object, the rest of the line is one malformed record.
-first_broken AS (
+-- Step 3: read a group that is not one object fragment by fragment, tracking the string
+-- state and the brace depth outside strings.
+fragments AS (
+    SELECT
+        g.source_key,
+        g.line_no,
+        g.group_no,
+        f.fragment,
+        f.fragment_no
+    FROM groups AS g
+    CROSS JOIN
+        UNNEST(split(replace(g.raw_group, '}', '}' || chr(10)), chr(10)))
+        WITH ORDINALITY AS f (fragment, fragment_no)
+    WHERE NOT g.is_object
+),
+
+fragment_strings AS (
     SELECT
         source_key,
         line_no,
-        min(CASE WHEN NOT is_object THEN group_no END) AS broken_from
-    FROM candidate_records
-    GROUP BY source_key, line_no
+        group_no,
+        fragment,
+        fragment_no,
+        quotes,
+        coalesce(
+            sum(quotes) OVER (
+                PARTITION BY line_no, group_no
+                ORDER BY fragment_no
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+            ),
+            0
+        ) % 2 AS in_string_before
+    FROM (
+        SELECT
+            source_key,
+            line_no,
+            group_no,
+            fragment,
+            fragment_no,
+            length(regexp_replace(fragment, '\\.|[^"]', '')) AS quotes
+        FROM fragments
+    ) AS counted
+),
+
+fragment_depths AS (
+    SELECT
+        source_key,
+        line_no,
+        group_no,
+        fragment,
+        fragment_no,
+        sum(length(regexp_replace(code, '[^{]', '')) - length(regexp_replace(code, '[^}]', '')))
+            OVER (
+                PARTITION BY line_no, group_no
+                ORDER BY fragment_no
+                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+            ) AS depth_after,
+        sum(quotes) OVER (
+            PARTITION BY line_no, group_no
+            ORDER BY fragment_no
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) % 2 AS in_string_after
+    FROM (
+        SELECT
+            source_key,
+            line_no,
+            group_no,
+            fragment,
+            fragment_no,
+            quotes,
+            -- the fragment's text outside strings
+            regexp_replace(
+                CASE
+                    WHEN in_string_before = 1
+                        THEN regexp_replace(fragment, '^(?:[^"\\]|\\.)*("|$)', '')
+                    ELSE fragment
+                END,
+                '"(?:[^"\\]|\\.)*("|$)',
+                ''
+            ) AS code
+        FROM fragment_strings
+    ) AS coded
+),
+
+fragment_records AS (
+    SELECT
+        source_key,
+        line_no,
+        group_no,
+        fragment,
+        fragment_no,
+        coalesce(
+            sum(CASE WHEN depth_after = 0 AND in_string_after = 0 THEN 1 ELSE 0 END) OVER (
+                PARTITION BY line_no, group_no
+                ORDER BY fragment_no
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+            ),
+            0
+        ) AS part_no
+    FROM fragment_depths
+),
+
+parts AS (
+    SELECT
+        source_key,
+        line_no,
+        group_no,
+        part_no,
+        trimmed,
+        trimmed = '' OR (substr(trimmed, 1, 1) = '{' AND try(json_parse(trimmed)) IS NOT NULL)
+            AS is_object
+    FROM (
+        SELECT
+            source_key,
+            line_no,
+            group_no,
+            part_no,
+            regexp_replace(
+                array_join(array_agg(fragment ORDER BY fragment_no), ''), '^[ \t\r]+|[ \t\r]+$', ''
+            ) AS trimmed
+        FROM fragment_records
+        GROUP BY source_key, line_no, group_no, part_no
+    ) AS glued_parts
+),
+
+broken_parts AS (
+    SELECT
+        source_key,
+        line_no,
+        group_no,
+        min(CASE WHEN NOT is_object THEN part_no END) AS broken_part
+    FROM parts
+    GROUP BY source_key, line_no, group_no
+),
+
+-- Where each complex line breaks: its first group with a part that is not an object.
+line_breaks AS (
+    SELECT
+        g.source_key,
+        g.line_no,
+        min(CASE WHEN bp.broken_part IS NOT NULL THEN g.group_no END) AS broken_group
+    FROM groups AS g
+    LEFT JOIN broken_parts AS bp
+        ON g.line_no = bp.line_no AND g.group_no = bp.group_no
+    GROUP BY g.source_key, g.line_no
 ),
 
 complex_records AS (
-    SELECT
-        c.source_key,
-        c.record,
-        TRUE AS is_object
-    FROM candidate_records AS c
-    INNER JOIN first_broken AS b
-        ON c.source_key = b.source_key AND c.line_no = b.line_no
-    WHERE c.record <> '' AND (b.broken_from IS NULL OR c.group_no < b.broken_from)
-    UNION ALL
+    -- whole groups before the break
     SELECT
         g.source_key,
-        regexp_replace(
-            array_join(array_agg(g.fragment ORDER BY g.fragment_no), ''), '^[ \t\r]+|[ \t\r]+$', ''
-        ) AS record,
+        g.trimmed AS record,
+        TRUE AS is_object
+    FROM groups AS g
+    INNER JOIN line_breaks AS b
+        ON g.line_no = b.line_no
+    WHERE g.is_object AND g.trimmed <> ''
+        AND (b.broken_group IS NULL OR g.group_no < b.broken_group)
+    UNION ALL
+    -- objects inside a group that is not one object, up to the break
+    SELECT
+        p.source_key,
+        p.trimmed AS record,
+        TRUE AS is_object
+    FROM parts AS p
+    INNER JOIN broken_parts AS bp
+        ON p.line_no = bp.line_no AND p.group_no = bp.group_no
+    INNER JOIN line_breaks AS b
+        ON p.line_no = b.line_no
+    WHERE p.trimmed <> ''
+        AND (b.broken_group IS NULL OR p.group_no <= b.broken_group)
+        AND (bp.broken_part IS NULL OR p.part_no < bp.broken_part)
+    UNION ALL
+    -- from the break to the end of the line: one malformed record
+    SELECT
+        source_key,
+        regexp_replace(array_join(array_agg(text ORDER BY group_no, position), ''),
+            '^[ \t\r]+|[ \t\r]+$', '') AS record,
         FALSE AS is_object
-    FROM fragment_groups AS g
-    INNER JOIN first_broken AS b
-        ON g.source_key = b.source_key AND g.line_no = b.line_no
-    WHERE g.group_no >= b.broken_from
-    GROUP BY g.source_key, g.line_no
+    FROM (
+        SELECT
+            f.source_key,
+            f.line_no,
+            f.group_no,
+            f.fragment_no AS position,
+            f.fragment AS text
+        FROM fragment_records AS f
+        INNER JOIN broken_parts AS bp
+            ON f.line_no = bp.line_no
+            AND f.group_no = bp.group_no
+        INNER JOIN line_breaks AS b
+            ON f.line_no = b.line_no
+        WHERE f.group_no = b.broken_group AND f.part_no >= bp.broken_part
+        UNION ALL
+        SELECT
+            g.source_key,
+            g.line_no,
+            g.group_no,
+            0 AS position,
+            g.raw_group AS text
+        FROM groups AS g
+        INNER JOIN line_breaks AS b
+            ON g.line_no = b.line_no
+        WHERE g.group_no > b.broken_group
+    ) AS tail
+    GROUP BY source_key, line_no
 ),
 
 records AS (
@@ -321,11 +459,13 @@ SELECT
     source_key,
     CAST(:arrival_hour AS TIMESTAMP) AS arrival_hour,
     reason,
-    CASE
-        WHEN reason IS NULL
-            THEN date_add('day', CAST(floor(timestamp_ms / 86400000) AS BIGINT), DATE '1970-01-01')
-        ELSE CAST(:arrival_hour AS DATE)
-    END AS dt,
+    CAST(
+        CASE
+            WHEN reason IS NULL
+                THEN date_add('day', CAST(floor(timestamp_ms / 86400000) AS BIGINT), DATE '1970-01-01')
+            ELSE CAST(:arrival_hour AS DATE)
+        END AS DATE
+    ) AS dt,
     CASE WHEN reason IS NOT NULL THEN substr(record, 1, 16384) END AS record,
     CASE
         WHEN reason IS NOT NULL THEN NULL

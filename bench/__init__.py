@@ -1,0 +1,1 @@
+"""Benchmarks of purchase-pipeline: `python -m bench` (or `make bench`)."""

@@ -1,0 +1,100 @@
+"""The code location loads, and its asset graph is SPEC.md's: keys, partitions, lineage."""
+
+import datetime as dt
+
+from dagster import AssetKey, DailyPartitionsDefinition, Definitions, HourlyPartitionsDefinition
+
+from purchase_pipeline.definitions import defs
+
+KPIS = [
+    "daily_summary",
+    "genre_daily",
+    "country_daily",
+    "age_band_daily",
+    "hourly_purchases",
+    "top_books_daily",
+]
+SPEC_KEYS = {
+    "firehose/purchases_stream",
+    "landing/purchases",
+    "catalog/purchases_raw",
+    "warehouse/purchases",
+    "warehouse/purchases_rejected",
+    "report/kpi_dashboard",
+    *(f"kpi/{k}" for k in KPIS),
+}
+
+
+def key(path: str) -> AssetKey:
+    return AssetKey(path.split("/"))
+
+
+def test_definitions_load_and_validate() -> None:
+    Definitions.validate_loadable(defs)
+
+
+def test_asset_keys_are_exactly_the_spec() -> None:
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in graph.get_all_asset_keys()} == SPEC_KEYS
+
+
+def test_lineage() -> None:
+    graph = defs.resolve_asset_graph()
+
+    def parents(path: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(key(path)).parent_keys}
+
+    assert parents("firehose/purchases_stream") == set()
+    assert parents("landing/purchases") == {"firehose/purchases_stream"}
+    assert parents("catalog/purchases_raw") == {"landing/purchases"}
+    assert parents("warehouse/purchases") == {"landing/purchases"}
+    assert parents("warehouse/purchases_rejected") == {"landing/purchases"}
+    for kpi in KPIS:
+        assert parents(f"kpi/{kpi}") == {"warehouse/purchases"}
+    assert parents("report/kpi_dashboard") == {f"kpi/{k}" for k in KPIS}
+    assert not graph.get(key("firehose/purchases_stream")).is_materializable
+
+
+def test_partitioning() -> None:
+    graph = defs.resolve_asset_graph()
+    assert isinstance(
+        graph.get(key("landing/purchases")).partitions_def, HourlyPartitionsDefinition
+    )
+    assert graph.get(key("catalog/purchases_raw")).partitions_def is None
+    daily = ["warehouse/purchases", "warehouse/purchases_rejected", "report/kpi_dashboard"]
+    for path in daily + [f"kpi/{k}" for k in KPIS]:
+        node = graph.get(key(path))
+        assert isinstance(node.partitions_def, DailyPartitionsDefinition), path
+        assert node.backfill_policy is not None, path
+
+
+def _upstream_hours(child: str, day: str) -> list[str]:
+    graph = defs.resolve_asset_graph()
+    child_node = graph.get(key(child))
+    parent_node = graph.get(key("landing/purchases"))
+    mapping = graph.get_partition_mapping(key(child), key("landing/purchases"))
+    subset = child_node.partitions_def.subset_with_partition_keys([day])
+    result = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        subset, child_node.partitions_def, parent_node.partitions_def
+    )
+    return sorted(result.partitions_subset.get_partition_keys())
+
+
+def test_purchases_of_a_day_read_that_day_and_the_next_days_landing_hours() -> None:
+    hours = _upstream_hours("warehouse/purchases", "2025-03-02")
+    first = dt.datetime(2025, 3, 2)
+    assert hours == [f"{first + dt.timedelta(hours=h):%Y-%m-%d-%H:00}" for h in range(48)]
+
+
+def test_rejected_of_a_day_read_that_days_landing_hours() -> None:
+    hours = _upstream_hours("warehouse/purchases_rejected", "2025-03-02")
+    assert hours == [f"2025-03-02-{h:02d}:00" for h in range(24)]
+
+
+def test_every_asset_has_description_group_and_kinds() -> None:
+    graph = defs.resolve_asset_graph()
+    for asset_key in graph.get_all_asset_keys():
+        node = graph.get(asset_key)
+        assert node.description, asset_key
+        assert node.group_name and node.group_name != "default", asset_key
+        assert node.kinds, asset_key

@@ -1,0 +1,560 @@
+"""The local target's resources: folder object store, JSON catalog, DuckDB partition writes.
+
+Orders are computed with Python's own byte comparison, results are read back from disk or
+through the catalog; nothing is checked by looking at the implementation's internals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from purchase_pipeline.resources.catalog import (
+    CatalogError,
+    Column,
+    LocalCatalog,
+    Partition,
+    Table,
+)
+from purchase_pipeline.resources.engine import (
+    BuildResult,
+    DuckDBEngine,
+    LandingSource,
+    QueryEngineError,
+    TableSource,
+)
+from purchase_pipeline.resources.object_store import LocalObjectStore, ObjectStoreError
+
+PREFIX = "firehose/purchases/"
+STREAM = "books-purchase-stream"
+HOUR = dt.datetime(2025, 3, 1, 5, tzinfo=dt.UTC)
+HOUR_VALUE = "2025-03-01-05"
+
+
+def store_at(tmp_path: Path) -> LocalObjectStore:
+    return LocalObjectStore(lake_dir=str(tmp_path / "lake"), bucket="test-bucket")
+
+
+def catalog_at(tmp_path: Path) -> LocalCatalog:
+    return LocalCatalog(lake_dir=str(tmp_path / "lake"), database="test_db")
+
+
+def files_on_disk(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+# --- LocalObjectStore ------------------------------------------------------------------------
+
+# (No key is both an object and a folder: a folder store cannot hold "p/a" and "p/a/x".)
+MIXED_KEYS = [
+    "p/aa",
+    "p/B",
+    "p/b",
+    "p/Z",
+    "p/0",
+    "p/9",
+    "p/_",
+    "p/-",
+    "p/~",
+    "p/é",
+    "p/ß",
+    "p/東京",
+    "p/😀",
+    "p/a-b/x",
+    "p/a.c",
+    "p/a/x",
+    "p/a/B",
+    "p/A/x",
+]
+
+
+def test_list_objects_is_in_utf8_byte_order(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    for i, key in enumerate(MIXED_KEYS):
+        store.put_object(key, b"x" * i)
+    listed = store.list_objects("p/")
+    expected = sorted(MIXED_KEYS, key=lambda k: k.encode("utf-8"))
+    assert [o.key for o in listed] == expected
+    # Spot checks written by hand: upper case before lower case, '-' < '.' < '/' in bytes,
+    # non-ASCII after every ASCII character, ß (C3 9F) before é (C3 A9).
+    keys = [o.key for o in listed]
+    assert keys.index("p/B") < keys.index("p/aa")
+    assert keys.index("p/a-b/x") < keys.index("p/a.c") < keys.index("p/a/B")
+    assert keys[-4:] == ["p/ß", "p/é", "p/東京", "p/😀"]
+    assert {o.key: o.size for o in listed} == {k: i for i, k in enumerate(MIXED_KEYS)}
+
+
+def test_list_objects_filters_by_prefix_inside_a_folder(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    for key in ["p/ab1", "p/ab2", "p/ac", "p/ab/x", "q/ab"]:
+        store.put_object(key, b"1")
+    assert [o.key for o in store.list_objects("p/ab")] == ["p/ab/x", "p/ab1", "p/ab2"]
+    assert [o.key for o in store.list_objects("p/ab/")] == ["p/ab/x"]
+    assert store.list_objects("nothing/") == []
+
+
+HOUR_KEYS = [
+    f"{PREFIX}2025/03/01/04/s-1-a",
+    f"{PREFIX}2025/03/01/05/s-1-a",
+    f"{PREFIX}2025/03/01/05/s-1-b",
+    f"{PREFIX}2025/03/01/05/s-1-c",
+    f"{PREFIX}2025/03/01/06/s-1-a",
+    f"{PREFIX}2025/03/01/10/s-1-a",
+    f"{PREFIX}2025/03/02/00/s-1-a",
+    f"{PREFIX}2025/04/01/00/s-1-a",
+]
+
+
+@pytest.mark.parametrize(
+    "start_after",
+    [
+        f"{PREFIX}2025/03/01/05/s-1-b",  # an existing key
+        f"{PREFIX}2025/03/01/05/s-1-bb",  # between two keys
+        f"{PREFIX}2025/03/01/05/",  # a folder
+        f"{PREFIX}2025/03/01/07",  # between hour folders
+        f"{PREFIX}2025/03/01/99/zzz",  # after every hour of a day
+        f"{PREFIX}2025/03/",
+        f"{PREFIX}2025/12/31/23/z",  # after everything
+        "a",  # before everything
+    ],
+)
+def test_start_after_returns_exactly_the_later_keys(tmp_path: Path, start_after: str) -> None:
+    store = store_at(tmp_path)
+    for key in HOUR_KEYS:
+        store.put_object(key, b"1")
+    listed = [o.key for o in store.list_objects(PREFIX, start_after=start_after)]
+    expected = sorted((k for k in HOUR_KEYS if k.encode() > start_after.encode()), key=str.encode)
+    assert listed == expected
+
+
+def test_start_after_does_not_return_earlier_hour_folders(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    for key in HOUR_KEYS:
+        store.put_object(key, b"1")
+    listed = [o.key for o in store.list_objects(PREFIX, start_after=HOUR_KEYS[4])]
+    assert listed == HOUR_KEYS[5:]
+    # A key later written into an older hour is older than the cursor: not listed.
+    store.put_object(f"{PREFIX}2025/03/01/04/s-1-z", b"1")
+    listed = [o.key for o in store.list_objects(PREFIX, start_after=HOUR_KEYS[4])]
+    assert listed == HOUR_KEYS[5:]
+
+
+def test_limit_cuts_the_ordered_listing(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    for key in reversed(HOUR_KEYS):
+        store.put_object(key, b"1")
+    assert [o.key for o in store.list_objects(PREFIX, limit=3)] == HOUR_KEYS[:3]
+    assert [o.key for o in store.list_objects(PREFIX, start_after=HOUR_KEYS[2], limit=2)] == (
+        HOUR_KEYS[3:5]
+    )
+    assert [o.key for o in store.list_objects(PREFIX, limit=100)] == HOUR_KEYS
+    assert store.list_objects(PREFIX, limit=0) == []
+
+
+def test_hidden_temp_files_and_folders_are_not_listed(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    store.put_object("p/2025/a", b"visible")
+    folder = store.root / "p" / "2025"
+    (folder / ".tmp-abc123").write_bytes(b"half an object")
+    (folder / ".tmp-dir").mkdir()
+    (folder / ".tmp-dir" / "inner").write_bytes(b"x")
+    assert [o.key for o in store.list_objects("p/")] == ["p/2025/a"]
+    assert [o.key for o in store.list_objects("")] == ["p/2025/a"]
+
+
+def test_put_object_writes_the_bytes_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    body = bytes(range(256)) * 100
+    store.put_object("p/q/r/object.gz", body)
+    store.put_object("p/q/r/object.gz", b"replaced")  # overwrite in place
+    store.put_object("p/q/other", b"")
+    assert (store.root / "p/q/r/object.gz").read_bytes() == b"replaced"
+    assert store.get_object("p/q/r/object.gz") == b"replaced"
+    assert store.get_object("p/q/other") == b""
+    assert files_on_disk(store.root) == ["p/q/other", "p/q/r/object.gz"]
+    infos = store.list_objects("p/")
+    assert [(o.key, o.size) for o in infos] == [("p/q/other", 0), ("p/q/r/object.gz", 8)]
+
+
+def test_get_object_of_a_missing_key_names_it(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    with pytest.raises(ObjectStoreError, match="p/missing"):
+        store.get_object("p/missing")
+
+
+def test_delete_prefix_removes_only_that_folder(tmp_path: Path) -> None:
+    store = store_at(tmp_path)
+    for key in ["t/a/1", "t/a/2", "t/a/sub/3", "t/ab/4", "t/b/5"]:
+        store.put_object(key, b"1")
+    assert store.delete_prefix("t/a/") == 3
+    assert files_on_disk(store.root) == ["t/ab/4", "t/b/5"]
+    assert store.delete_prefix("t/a/") == 0
+
+
+@pytest.mark.parametrize("key", ["../x", "/abs", "a//b", "a/../b", "./a", "a/./b", "", "../../x"])
+def test_invalid_keys_are_refused(tmp_path: Path, key: str) -> None:
+    store = store_at(tmp_path)
+    with pytest.raises(ObjectStoreError, match="invalid object key"):
+        store.put_object(key, b"x")
+    with pytest.raises(ObjectStoreError):
+        store.get_object(key)
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "lake" / "x").exists()
+
+
+@pytest.mark.parametrize("key", ["..", ".", "a/..", "a/."])
+def test_keys_ending_in_a_dot_segment_are_refused(tmp_path: Path, key: str) -> None:
+    """Only the folders of a key are checked today; '.' and '..' as the last segment must be
+    refused too (they name the bucket itself, its parent, or a folder, never an object)."""
+    store = store_at(tmp_path)
+    store.put_object("a/b", b"1")
+    with pytest.raises(ObjectStoreError, match="invalid object key"):
+        store.put_object(key, b"x")
+    with pytest.raises(ObjectStoreError, match="invalid object key"):
+        store.get_object(key)
+    assert files_on_disk(store.root) == ["a/b"]
+
+
+@pytest.mark.parametrize("prefix", ["../", ".", "t/.."])
+def test_delete_prefix_refuses_dot_segments_and_never_leaves_the_bucket(
+    tmp_path: Path, prefix: str
+) -> None:
+    """A prefix whose last segment is '.' or '..' must be refused like any other traversal:
+    deleting it would remove the whole bucket, or the whole lake with its catalog."""
+    store = store_at(tmp_path)
+    store.put_object("t/a/1", b"1")
+    catalog_file = tmp_path / "lake" / "_catalog" / "keep.json"
+    catalog_file.parent.mkdir(parents=True)
+    catalog_file.write_text("{}")
+    with pytest.raises(ObjectStoreError):
+        store.delete_prefix(prefix)
+    assert files_on_disk(store.root) == ["t/a/1"]
+    assert catalog_file.exists()
+
+
+# --- LocalCatalog ----------------------------------------------------------------------------
+
+
+def a_table(name: str = "purchases") -> Table:
+    return Table(
+        name=name,
+        columns=[Column("purchase_id", "varchar"), Column("dt", "date")],
+        partition_key="dt",
+        format="parquet",
+        location=f"tables/{name}/",
+    )
+
+
+def a_partition(value: str, build: str) -> Partition:
+    location = f"tables/purchases/dt={value}/{build}/"
+    return Partition(value=value, location=location, files=[f"{location}data.parquet"])
+
+
+def test_put_table_round_trips(tmp_path: Path) -> None:
+    catalog = catalog_at(tmp_path)
+    table = a_table()
+    catalog.put_table(table)
+    assert catalog.get_table("purchases") == table
+    assert [t.name for t in catalog.list_tables()] == ["purchases"]
+    assert catalog.get_table("other") is None
+
+
+@pytest.mark.parametrize("name", ["x; DROP TABLE y", "Purchases", "a-b", "../x", "", "a b"])
+def test_put_table_rejects_bad_table_names(tmp_path: Path, name: str) -> None:
+    catalog = catalog_at(tmp_path)
+    with pytest.raises(ValueError):
+        catalog.put_table(a_table(name))
+    assert catalog.list_tables() == []
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("column", ["x; DROP TABLE y", "Title", "user-id", 'a"b'])
+def test_put_table_rejects_bad_column_names(tmp_path: Path, column: str) -> None:
+    catalog = catalog_at(tmp_path)
+    table = a_table()
+    table.columns.append(Column(column, "varchar"))
+    with pytest.raises(ValueError):
+        catalog.put_table(table)
+    assert catalog.get_table("purchases") is None
+
+
+def test_swap_partition_returns_the_previous_partition(tmp_path: Path) -> None:
+    catalog = catalog_at(tmp_path)
+    catalog.put_table(a_table())
+    first = a_partition("2025-03-01", "build-1")
+    second = a_partition("2025-03-01", "build-2")
+    other_day = a_partition("2025-03-02", "build-1")
+    assert catalog.swap_partition("purchases", first) is None
+    assert catalog.swap_partition("purchases", other_day) is None
+    assert catalog.swap_partition("purchases", second) == first
+    assert catalog.get_partition("purchases", "2025-03-01") == second
+    assert catalog.list_partitions("purchases") == [second, other_day]
+
+
+def test_swap_partition_needs_the_table_and_a_safe_value(tmp_path: Path) -> None:
+    catalog = catalog_at(tmp_path)
+    with pytest.raises(CatalogError, match="purchases"):
+        catalog.swap_partition("purchases", a_partition("2025-03-01", "b"))
+    catalog.put_table(a_table())
+    for value in ["../x", "2025/03/01", "a;b", "x y'"]:
+        with pytest.raises(CatalogError, match="invalid partition value"):
+            catalog.swap_partition(
+                "purchases", Partition(value=value, location="tables/purchases/x/")
+            )
+
+
+def test_concurrent_swaps_of_different_partitions_all_land(tmp_path: Path) -> None:
+    catalog = catalog_at(tmp_path)
+    catalog.put_table(a_table())
+    days = [f"2025-03-{d:02d}" for d in range(1, 9)]
+    barrier = threading.Barrier(len(days))
+    errors: list[BaseException] = []
+
+    def swap(day: str) -> None:
+        try:
+            barrier.wait()
+            for build in range(10):
+                catalog.swap_partition("purchases", a_partition(day, f"build-{build}"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=swap, args=(day,)) for day in days]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert catalog.list_partitions("purchases") == [a_partition(d, "build-9") for d in days]
+
+
+def test_concurrent_swaps_of_one_partition_hand_back_each_location_once(tmp_path: Path) -> None:
+    """Every swap sees the partition the previous swap wrote: the returned 'previous' values
+    are every written location but the last one, each exactly once, plus one None."""
+    catalog = catalog_at(tmp_path)
+    catalog.put_table(a_table())
+    workers, swaps = 6, 15
+    barrier = threading.Barrier(workers)
+    returned: list[str | None] = []
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def swap(worker: int) -> None:
+        try:
+            barrier.wait()
+            for i in range(swaps):
+                previous = catalog.swap_partition(
+                    "purchases", a_partition("2025-03-01", f"w{worker}-{i}")
+                )
+                with lock:
+                    returned.append(previous.location if previous else None)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=swap, args=(w,)) for w in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    written = {
+        a_partition("2025-03-01", f"w{w}-{i}").location
+        for w in range(workers)
+        for i in range(swaps)
+    }
+    final = catalog.get_partition("purchases", "2025-03-01")
+    assert final is not None
+    assert returned.count(None) == 1
+    handed_back = [r for r in returned if r is not None]
+    assert len(handed_back) == len(set(handed_back)) == len(written) - 1
+    assert set(handed_back) | {final.location} == written
+
+
+# --- DuckDBEngine.write_partition ------------------------------------------------------------
+
+
+def landing_object_key(second: int, suffix: str = "") -> str:
+    return (
+        f"{PREFIX}2025/03/01/05/{STREAM}-1-2025-03-01-05-00-{second:02d}-"
+        f"00000000-0000-4000-8000-{second:012d}{suffix}"
+    )
+
+
+def records(*purchase_ids: str) -> bytes:
+    lines = [
+        json.dumps(
+            {"purchaseId": p, "bookId": "B1", "userId": "U1", "purchaseTimestamp": 1740805200 + i}
+        )
+        for i, p in enumerate(purchase_ids)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+class Env:
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = store_at(tmp_path)
+        self.catalog = catalog_at(tmp_path)
+        self.engine = DuckDBEngine(threads=2)
+
+    def build(self, keys: list[str]) -> BuildResult:
+        return self.engine.write_partition(
+            self.store,
+            self.catalog,
+            table="landing_records",
+            partition_key="hour",
+            partition_value=HOUR_VALUE,
+            sql_name="landing_records",
+            params={"arrival_hour": HOUR},
+            sources={"landing_lines": LandingSource(keys)},
+            stats={"objects": len(keys)},
+        )
+
+    def purchase_ids(self) -> list[str]:
+        result = self.engine.query(
+            self.store,
+            self.catalog,
+            "SELECT purchase_id FROM landing_records ORDER BY purchase_id",
+            sources={"landing_records": TableSource("landing_records", [HOUR_VALUE])},
+        )
+        return [row[0] for row in result.rows]
+
+    def partition_folders(self) -> list[str]:
+        folder = self.store.root / "tables" / "landing_records" / f"hour={HOUR_VALUE}"
+        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Env:
+    return Env(tmp_path)
+
+
+def test_rewriting_a_partition_replaces_it(env: Env) -> None:
+    key = landing_object_key(1)
+    env.store.put_object(key, records("P1", "P2", "P3"))
+    first = env.build([key])
+    assert first.rows == 3
+    assert first.replaced_location is None
+    assert env.purchase_ids() == ["P1", "P2", "P3"]
+    assert env.partition_folders() == [first.location.rstrip("/").rsplit("/", 1)[-1]]
+
+    second = env.build([key])
+    assert second.rows == 3
+    assert second.location != first.location
+    assert second.replaced_location == first.location
+    # Same rows, not twice as many; the old build is gone from disk, the catalog names the new.
+    assert env.purchase_ids() == ["P1", "P2", "P3"]
+    assert not (env.store.root / first.location).exists()
+    assert (env.store.root / second.location / "data.parquet").is_file()
+    assert env.partition_folders() == [second.location.rstrip("/").rsplit("/", 1)[-1]]
+    partition = env.catalog.get_partition("landing_records", HOUR_VALUE)
+    assert partition is not None
+    assert partition.location == second.location
+    assert partition.files == [f"{second.location}data.parquet"]
+    assert partition.stats["rows"] == 3
+    assert partition.stats["objects"] == 1
+    assert partition.stats["query_id"] == second.query_id
+    table = env.catalog.get_table("landing_records")
+    assert table is not None
+    assert table.partition_key == "hour"
+    assert "purchase_id" in [c.name for c in table.columns]
+
+
+def test_rewriting_with_new_input_replaces_the_rows(env: Env) -> None:
+    key = landing_object_key(1)
+    env.store.put_object(key, records("P1", "P2", "P3"))
+    env.build([key])
+    env.store.put_object(key, records("P7", "P8"))
+    second = env.build([key])
+    assert second.rows == 2
+    assert env.purchase_ids() == ["P7", "P8"]
+
+
+QUERY_ID = r"\bduckdb-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
+
+
+def assert_failure_is_clean(env: Env, error: QueryEngineError, kept: BuildResult) -> None:
+    message = str(error)
+    assert "landing_records" in message
+    assert f"hour={HOUR_VALUE}" in message
+    assert re.search(QUERY_ID, message)
+    # The previous partition is intact, still in the catalog and readable.
+    partition = env.catalog.get_partition("landing_records", HOUR_VALUE)
+    assert partition is not None
+    assert partition.location == kept.location
+    assert env.purchase_ids() == ["P1", "P2", "P3"]
+    # Nothing of the failed build is left on disk: only the previous build's folder.
+    assert env.partition_folders() == [kept.location.rstrip("/").rsplit("/", 1)[-1]]
+    assert files_on_disk(env.store.root / "tables") == [
+        f"landing_records/hour={HOUR_VALUE}/{kept.location.rstrip('/').rsplit('/', 1)[-1]}"
+        "/data.parquet"
+    ]
+
+
+def test_a_failing_query_keeps_the_previous_partition(env: Env) -> None:
+    good = landing_object_key(1)
+    env.store.put_object(good, records("P1", "P2", "P3"))
+    kept = env.build([good])
+    # A .gz object that is not a gzip stream: DuckDB fails while reading it.
+    broken = landing_object_key(2, ".gz")
+    env.store.put_object(broken, b"\x1f\x8b\x08\x00" + b"not gzip at all " * 4096)
+    with pytest.raises(QueryEngineError) as caught:
+        env.build([good, broken])
+    assert_failure_is_clean(env, caught.value, kept)
+
+
+class _FailAfterCopy:
+    """A DuckDB connection whose statements after the COPY fail, so the COPY's output exists."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self.copied = False
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.startswith("DESCRIBE") and self.copied:
+            raise duckdb.IOException("disk went away")
+        result = self._con.execute(sql, *args)
+        if sql.startswith("COPY"):
+            self.copied = True
+        return result
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def test_a_failure_after_writing_removes_the_partial_output(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = landing_object_key(1)
+    env.store.put_object(good, records("P1", "P2", "P3"))
+    kept = env.build([good])
+    connections: list[_FailAfterCopy] = []
+    real_connect = DuckDBEngine._connect
+
+    def failing_connect(self: DuckDBEngine) -> Any:
+        connection = _FailAfterCopy(real_connect(self))
+        connections.append(connection)
+        return connection
+
+    monkeypatch.setattr(DuckDBEngine, "_connect", failing_connect)
+    with pytest.raises(QueryEngineError, match="disk went away") as caught:
+        env.build([good])
+    assert connections[0].copied  # the failed build had written its Parquet file
+    monkeypatch.undo()
+    assert_failure_is_clean(env, caught.value, kept)
+
+
+def test_a_failing_first_build_leaves_no_partition(env: Env) -> None:
+    broken = landing_object_key(2, ".gz")
+    env.store.put_object(broken, b"\x1f\x8b\x08\x00" + b"not gzip at all " * 4096)
+    with pytest.raises(QueryEngineError, match=f"landing_records partition hour={HOUR_VALUE}"):
+        env.build([broken])
+    assert env.catalog.get_partition("landing_records", HOUR_VALUE) is None
+    assert (
+        not (env.store.root / "tables").exists() or files_on_disk(env.store.root / "tables") == []
+    )
