@@ -97,6 +97,8 @@ DUCKDB_MACROS = (
     # json_valid is several times faster than TRY(JSON(x)).
     r"""CREATE OR REPLACE TEMP MACRO try_json(x) AS
         CASE WHEN json_valid(x) AND NOT lenient_json(x) THEN JSON(x) END""",
+    r"""CREATE OR REPLACE TEMP MACRO is_json(x) AS
+        coalesce(json_valid(x) AND NOT lenient_json(x), FALSE)""",
     r"""CREATE OR REPLACE TEMP MACRO try_json_map(x) AS
         CASE
             WHEN json_valid(x) AND json_type(x) = 'OBJECT' AND NOT lenient_json(x)
@@ -107,10 +109,19 @@ DUCKDB_MACROS = (
 
 
 def _strict_json(tree: exp.Expression) -> exp.Expression:
-    """`TRY(json_parse(x))` -> `try_json(x)`, `TRY(CAST(json_parse(x) AS MAP))` ->
-    `try_json_map(x)`."""
+    """`TRY(json_parse(x)) IS NOT NULL` -> `is_json(x)`, `TRY(json_parse(x))` -> `try_json(x)`,
+    `TRY(CAST(json_parse(x) AS MAP))` -> `try_json_map(x)`."""
 
     def replace(node: exp.Expression) -> exp.Expression:
+        # `TRY(json_parse(x)) IS NOT NULL` is a validity test: no need to build the value.
+        if (
+            isinstance(node, exp.Not)
+            and isinstance(node.this, exp.Is)
+            and isinstance(node.this.expression, exp.Null)
+            and isinstance(node.this.this, exp.Try)
+            and isinstance(node.this.this.this, exp.ParseJSON)
+        ):
+            return exp.Anonymous(this="is_json", expressions=[node.this.this.this.this.copy()])
         if not isinstance(node, exp.Try):
             return node
         inner = node.this
