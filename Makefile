@@ -27,7 +27,7 @@ run: install
 	$(BIN)/purchase-pipeline sql "SELECT * FROM kpi_daily_summary ORDER BY dt"
 
 dev: install
-	mkdir -p "$(DAGSTER_HOME)"
+	mkdir -p "$(DAGSTER_HOME)" && touch "$(DAGSTER_HOME)/dagster.yaml"
 	$(BIN)/dagster dev -w workspace.yaml
 
 lint: install

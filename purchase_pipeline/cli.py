@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -143,6 +144,10 @@ def _instance() -> Any:
 
     home = os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
     os.makedirs(home, exist_ok=True)
+    # An empty dagster.yaml means "the defaults", and stops Dagster warning that none exists.
+    config = os.path.join(home, "dagster.yaml")
+    if not os.path.exists(config):
+        open(config, "a").close()
     return DagsterInstance.get()
 
 
@@ -328,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Dagster marks BackfillPolicy as beta and says so on every import; not news to a user.
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

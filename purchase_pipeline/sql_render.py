@@ -84,16 +84,21 @@ def bind(
 
 # Strict JSON for DuckDB; created on every connection before a rendered query runs.
 DUCKDB_MACROS = (
-    # Text DuckDB's lenient reader accepts and RFC 8259 does not: NaN, Infinity, trailing
-    # commas outside strings. The cheap checks run first; strings are stripped only when
-    # one of them hits.
+    # Text DuckDB's lenient reader accepts and RFC 8259 does not: nan, inf, infinity (any
+    # case, signed) and trailing commas outside strings. The cheap checks look for a value
+    # starting with i or na, or a comma before a closing bracket; only when one hits are the
+    # strings stripped to see whether it was outside them (CASE, because DuckDB evaluates
+    # both sides of an AND in a projection).
     r"""CREATE OR REPLACE TEMP MACRO lenient_json(x) AS
-        (strpos(x, 'N') > 0 OR strpos(x, 'n') > 0 OR strpos(x, 'I') > 0 OR strpos(x, 'i') > 0
-            OR regexp_matches(x, ',[ \t\r\n]*[}\]]'))
-        AND regexp_matches(
-            regexp_replace(x, '"(?:[^"\\]|\\.)*"', '""', 'g'),
-            '(?i)nan|inf|,[ \t\r\n]*[}\]]'
-        )""",
+        CASE
+            WHEN regexp_matches(x, '[:\[,][ \t\r\n]*[-+]?(?:[iI]|[nN][aA])')
+                OR regexp_matches(x, ',[ \t\r\n]*[}\]]')
+                THEN regexp_matches(
+                    regexp_replace(x, '"(?:[^"\\]|\\.)*"', '""', 'g'),
+                    '(?i)nan|inf|,[ \t\r\n]*[}\]]'
+                )
+            ELSE FALSE
+        END""",
     # json_valid is several times faster than TRY(JSON(x)).
     r"""CREATE OR REPLACE TEMP MACRO try_json(x) AS
         CASE WHEN json_valid(x) AND NOT lenient_json(x) THEN JSON(x) END""",
@@ -181,6 +186,41 @@ def render(tree: exp.Expression, dialect: str) -> str:
     if dialect == "athena":
         return tree.sql(dialect="athena", pretty=True)
     raise SqlRenderError(f"unknown SQL dialect {dialect!r}")
+
+
+@cache
+def template(name: str, dialect: str) -> tuple[str, frozenset[str]]:
+    """A SQL file rendered once for `dialect`, its parameters left as placeholders.
+
+    For DuckDB they render as `$name`, bound natively as typed values at execution; parsing
+    and transpiling a file once instead of per partition saves ~0.2 s a build.
+    """
+    tree = sqlglot.parse_one(load_sql(name), read="athena")
+    names = frozenset(p.name for p in tree.find_all(exp.Placeholder))
+    return render(tree, dialect), names
+
+
+def duckdb_parameters(name: str, params: dict[str, ParamValue]) -> dict[str, object]:
+    """Values for the `$name` placeholders of a file: dates, and datetimes as naive UTC."""
+    _, names = template(name, "duckdb")
+    missing = names - params.keys()
+    if missing:
+        raise SqlRenderError(f"SQL file {name}.sql needs parameters {sorted(missing)}")
+    values: dict[str, object] = {}
+    for key in names:
+        value = params[key]
+        if isinstance(value, dt.datetime):
+            values[key] = _literal_datetime(value)
+        elif isinstance(value, dt.date):
+            values[key] = value
+        else:
+            raise SqlRenderError(f"parameter :{key} must be a date or datetime, got {value!r}")
+    return values
+
+
+def _literal_datetime(value: dt.datetime) -> dt.datetime:
+    utc = value.astimezone(dt.UTC) if value.tzinfo else value
+    return utc.replace(tzinfo=None)
 
 
 def render_file(

@@ -24,7 +24,14 @@ from sqlglot import exp
 from purchase_pipeline.identifiers import validate_identifier
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
 from purchase_pipeline.resources.object_store import ObjectStore
-from purchase_pipeline.sql_render import DUCKDB_MACROS, ParamValue, bind, render, render_file
+from purchase_pipeline.sql_render import (
+    DUCKDB_MACROS,
+    ParamValue,
+    bind,
+    duckdb_parameters,
+    render,
+    template,
+)
 
 log = logging.getLogger(__name__)
 
@@ -339,16 +346,18 @@ class DuckDBEngine(QueryEngine):
         con = self._connect()
         try:
             self._create_views(con, store, catalog, sources)
-            select = render_file(sql_name, params, "duckdb")
+            select, _ = template(sql_name, "duckdb")
+            values = duckdb_parameters(sql_name, params)
             target = store.uri(data_key)
             _ensure_parent(target)
-            con.execute(f"COPY ({select}) TO {_string(target)} (FORMAT parquet, COMPRESSION zstd)")
+            written = con.execute(
+                f"COPY ({select}) TO {_string(target)} (FORMAT parquet, COMPRESSION zstd)",
+                values,
+            ).fetchall()
+            rows = int(written[0][0])
             described = con.execute(
                 f"DESCRIBE SELECT * FROM read_parquet({_string(target)})"
             ).fetchall()
-            rows = con.execute(f"SELECT count(*) FROM read_parquet({_string(target)})").fetchall()[
-                0
-            ][0]
         except duckdb.Error as exc:
             store.delete_prefix(location)
             raise QueryEngineError(
@@ -396,9 +405,15 @@ class DuckDBEngine(QueryEngine):
             bytes_written=size,
             query_id=query_id,
             engine_ms=engine_ms,
-            sql=render_file(sql_name, params, "athena"),
+            sql=_with_parameters(template(sql_name, "athena")[0], params),
             replaced_location=previous.location if previous else None,
         )
+
+
+def _with_parameters(sql: str, params: dict[str, ParamValue]) -> str:
+    """The SQL as run, with its parameter values listed in a leading comment."""
+    values = ", ".join(f":{k} = {v.isoformat()}" for k, v in sorted(params.items()))
+    return f"-- {values}\n{sql}" if values else sql
 
 
 def _ensure_parent(path: str) -> None:

@@ -19,7 +19,7 @@ WITH lines AS (
         line,
         row_number() OVER () AS line_no
     FROM landing_lines
-    WHERE NOT regexp_like(line, '^[ \t\r]*$')
+    WHERE trim(BOTH ' ' || chr(9) || chr(13) FROM line) <> ''
 ),
 
 pieces AS (
@@ -58,7 +58,7 @@ checked_pieces AS (
             line_no,
             piece,
             piece_no,
-            regexp_replace(piece, '^[ \t\r]+|[ \t\r]+$', '') AS trimmed
+            trim(BOTH ' ' || chr(9) || chr(13) FROM piece) AS trimmed
         FROM pieces
     ) AS trimmed_pieces
 ),
@@ -127,9 +127,7 @@ groups AS (
             line_no,
             group_no,
             array_join(array_agg(piece ORDER BY piece_no), '') AS raw_group,
-            regexp_replace(
-                array_join(array_agg(piece ORDER BY piece_no), ''), '^[ \t\r]+|[ \t\r]+$', ''
-            ) AS trimmed
+            trim(BOTH ' ' || chr(9) || chr(13) FROM array_join(array_agg(piece ORDER BY piece_no), '')) AS trimmed
         FROM piece_groups
         GROUP BY source_key, line_no, group_no
     ) AS glued
@@ -252,8 +250,8 @@ parts AS (
             line_no,
             group_no,
             part_no,
-            regexp_replace(
-                array_join(array_agg(fragment ORDER BY fragment_no), ''), '^[ \t\r]+|[ \t\r]+$', ''
+            trim(
+                BOTH ' ' || chr(9) || chr(13) FROM array_join(array_agg(fragment ORDER BY fragment_no), '')
             ) AS trimmed
         FROM fragment_records
         GROUP BY source_key, line_no, group_no, part_no
@@ -311,8 +309,9 @@ complex_records AS (
     -- from the break to the end of the line: one malformed record
     SELECT
         source_key,
-        regexp_replace(array_join(array_agg(text ORDER BY group_no, position), ''),
-            '^[ \t\r]+|[ \t\r]+$', '') AS record,
+        trim(
+            BOTH ' ' || chr(9) || chr(13) FROM array_join(array_agg(text ORDER BY group_no, position), '')
+        ) AS record,
         FALSE AS is_object
     FROM (
         SELECT
