@@ -7,9 +7,27 @@ single-run policy); either way each partition is rebuilt whole and swapped in on
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
-from purchase_pipeline.resources.engine import BuildResult
+from purchase_pipeline.defs.partitions import daily_partitions
+from purchase_pipeline.resources.catalog import Catalog
+from purchase_pipeline.resources.engine import BuildResult, QueryEngine, Source, TableSource
+from purchase_pipeline.resources.object_store import ObjectStore
+
+# Where a daily table is built: Athena in the aws target, DuckDB locally; Parquet in both.
+TABLE_KINDS = {"athena", "duckdb", "parquet"}
+
+# Builds one daily partition (by key) and returns what it did plus extra metadata.
+DailyBuild = Callable[[ObjectStore, Catalog, QueryEngine, str], tuple[BuildResult, dict[str, Any]]]
 
 # What a build reports per partition; the rest goes in the range table.
 BuildFn = Callable[[str], tuple[BuildResult, dict[str, Any]]]
@@ -25,6 +43,76 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def preview(
+    engine: QueryEngine, store: ObjectStore, catalog: Catalog, table: str, value: str, rows: int = 5
+) -> MetadataValue:
+    """The first rows of a freshly built partition, as Markdown."""
+    result = engine.query(
+        store,
+        catalog,
+        f"SELECT * FROM {table}",
+        sources={table: TableSource(table, [value])},
+        max_rows=rows,
+    )
+    return MetadataValue.md(markdown_table(result.columns, result.rows))
+
+
+def write_daily_table(
+    store: ObjectStore,
+    catalog: Catalog,
+    engine: QueryEngine,
+    table: str,
+    key: str,
+    params: dict[str, Any],
+    sources: dict[str, Source],
+) -> BuildResult:
+    """Build partition `dt=key` of `table` from `sql/<table>.sql`."""
+    return engine.write_partition(
+        store,
+        catalog,
+        table=table,
+        partition_key="dt",
+        partition_value=key,
+        sql_name=table,
+        params=params,
+        sources=sources,
+    )
+
+
+def daily_table_asset(
+    *,
+    key: list[str],
+    deps: Sequence[AssetsDefinition | AssetDep | AssetKey],
+    group_name: str,
+    description: str,
+    build: DailyBuild,
+) -> AssetsDefinition:
+    """A daily table asset: each partition of a run built by `build`, ranges in one run."""
+
+    @asset(
+        key=AssetKey(key),
+        deps=deps,
+        partitions_def=daily_partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name=group_name,
+        kinds=TABLE_KINDS,
+        description=description,
+    )
+    def _daily_table(
+        context: AssetExecutionContext,
+        object_store: ObjectStore,
+        catalog: Catalog,
+        engine: QueryEngine,
+    ) -> MaterializeResult:
+        return build_partitions(
+            context,
+            context.partition_keys,
+            lambda partition: build(object_store, catalog, engine, partition),
+        )
+
+    return _daily_table
 
 
 def build_metadata(result: BuildResult) -> dict[str, Any]:

@@ -3,20 +3,12 @@
 Adding a KPI is one SQL file and one line in `KPI_NAMES`.
 """
 
+from functools import partial
 from typing import Any
 
-from dagster import (
-    AssetExecutionContext,
-    AssetKey,
-    AssetsDefinition,
-    BackfillPolicy,
-    MaterializeResult,
-    asset,
-)
-
-from purchase_pipeline.defs.builds import build_partitions
-from purchase_pipeline.defs.partitions import daily_partitions, day_of
-from purchase_pipeline.defs.warehouse import WAREHOUSE_KINDS, preview, purchases
+from purchase_pipeline.defs.builds import daily_table_asset, preview, write_daily_table
+from purchase_pipeline.defs.partitions import day_of
+from purchase_pipeline.defs.warehouse import purchases
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, QueryEngine, TableSource
 from purchase_pipeline.resources.object_store import ObjectStore
@@ -35,42 +27,25 @@ def build_kpi_day(
     name: str, store: ObjectStore, catalog: Catalog, engine: QueryEngine, key: str
 ) -> tuple[BuildResult, dict[str, Any]]:
     table = f"kpi_{name}"
-    result = engine.write_partition(
+    result = write_daily_table(
         store,
         catalog,
-        table=table,
-        partition_key="dt",
-        partition_value=key,
-        sql_name=table,
-        params={"dt": day_of(key)},
-        sources={"purchases": TableSource("purchases", [key])},
+        engine,
+        table,
+        key,
+        {"dt": day_of(key)},
+        {"purchases": TableSource("purchases", [key])},
     )
     return result, {"preview": preview(engine, store, catalog, table, key, rows=10)}
 
 
-def kpi_asset(name: str, description: str) -> AssetsDefinition:
-    @asset(
-        key=AssetKey(["kpi", name]),
+kpi_assets = [
+    daily_table_asset(
+        key=["kpi", name],
         deps=[purchases],
-        partitions_def=daily_partitions,
-        backfill_policy=BackfillPolicy.single_run(),
         group_name="kpi",
-        kinds=WAREHOUSE_KINDS,
         description=f"{description} Table kpi_{name}, one partition per purchase day.",
+        build=partial(build_kpi_day, name),
     )
-    def _kpi(
-        context: AssetExecutionContext,
-        object_store: ObjectStore,
-        catalog: Catalog,
-        engine: QueryEngine,
-    ) -> MaterializeResult:
-        return build_partitions(
-            context,
-            context.partition_keys,
-            lambda key: build_kpi_day(name, object_store, catalog, engine, key),
-        )
-
-    return _kpi
-
-
-kpi_assets = [kpi_asset(name, description) for name, description in KPI_NAMES.items()]
+    for name, description in KPI_NAMES.items()
+]

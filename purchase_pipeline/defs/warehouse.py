@@ -8,39 +8,14 @@ rejected. Together with the duplicates dropped they account for every landed rec
 import datetime as dt
 from typing import Any
 
-from dagster import (
-    AssetDep,
-    AssetExecutionContext,
-    AssetKey,
-    BackfillPolicy,
-    MaterializeResult,
-    MetadataValue,
-    TimeWindowPartitionMapping,
-    asset,
-)
+from dagster import AssetDep, MetadataValue, TimeWindowPartitionMapping
 
-from purchase_pipeline.defs.builds import build_partitions, markdown_table
+from purchase_pipeline.defs.builds import daily_table_asset, preview, write_daily_table
 from purchase_pipeline.defs.landing import LANDING_RECORDS, landing_purchases
-from purchase_pipeline.defs.partitions import daily_partitions, day_of, day_start, hours_of_days
+from purchase_pipeline.defs.partitions import day_of, day_start, hours_of_days
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, QueryEngine, TableSource
 from purchase_pipeline.resources.object_store import ObjectStore
-
-WAREHOUSE_KINDS = {"athena", "duckdb", "parquet"}
-
-
-def preview(
-    engine: QueryEngine, store: ObjectStore, catalog: Catalog, table: str, value: str, rows: int = 5
-) -> MetadataValue:
-    """The first rows of a freshly built partition, as Markdown."""
-    result = engine.query(
-        store,
-        catalog,
-        f"SELECT * FROM {table}",
-        sources={table: TableSource(table, [value])},
-        max_rows=rows,
-    )
-    return MetadataValue.md(markdown_table(result.columns, result.rows))
 
 
 def landing_window(day: dt.date, days: int) -> tuple[dict[str, Any], TableSource]:
@@ -69,15 +44,8 @@ def build_purchases_day(
 ) -> tuple[BuildResult, dict[str, Any]]:
     day = day_of(key)
     params, source = landing_window(day, days=2)
-    result = engine.write_partition(
-        store,
-        catalog,
-        table="purchases",
-        partition_key="dt",
-        partition_value=key,
-        sql_name="purchases",
-        params=params,
-        sources={LANDING_RECORDS: source},
+    result = write_daily_table(
+        store, catalog, engine, "purchases", key, params, {LANDING_RECORDS: source}
     )
     accepted = engine.query(
         store,
@@ -100,15 +68,8 @@ def build_rejected_day(
 ) -> tuple[BuildResult, dict[str, Any]]:
     day = day_of(key)
     params, source = landing_window(day, days=1)
-    result = engine.write_partition(
-        store,
-        catalog,
-        table="purchases_rejected",
-        partition_key="dt",
-        partition_value=key,
-        sql_name="purchases_rejected",
-        params=params,
-        sources={LANDING_RECORDS: source},
+    result = write_daily_table(
+        store, catalog, engine, "purchases_rejected", key, params, {LANDING_RECORDS: source}
     )
     reasons = engine.query(
         store,
@@ -123,56 +84,29 @@ def build_rejected_day(
     }
 
 
-@asset(
-    key=AssetKey(["warehouse", "purchases"]),
+purchases = daily_table_asset(
+    key=["warehouse", "purchases"],
     deps=[
         AssetDep(
             landing_purchases,
             partition_mapping=TimeWindowPartitionMapping(start_offset=0, end_offset=1),
         )
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
     group_name="warehouse",
-    kinds=WAREHOUSE_KINDS,
     description=(
         "Accepted purchases of one purchase day (UTC), de-duplicated, as Parquet. Built by "
         "CTAS from the landing hours of the day and the next day (late arrivals)."
     ),
+    build=build_purchases_day,
 )
-def purchases(
-    context: AssetExecutionContext,
-    object_store: ObjectStore,
-    catalog: Catalog,
-    engine: QueryEngine,
-) -> MaterializeResult:
-    return build_partitions(
-        context,
-        context.partition_keys,
-        lambda key: build_purchases_day(object_store, catalog, engine, key),
-    )
 
-
-@asset(
-    key=AssetKey(["warehouse", "purchases_rejected"]),
+purchases_rejected = daily_table_asset(
+    key=["warehouse", "purchases_rejected"],
     deps=[landing_purchases],
-    partitions_def=daily_partitions,
-    backfill_policy=BackfillPolicy.single_run(),
     group_name="warehouse",
-    kinds=WAREHOUSE_KINDS,
     description=(
         "Every record that arrived on the day and is not a purchase, with the reason "
         "(malformed_json, missing_field, bad_type, bad_timestamp, too_late) and its text."
     ),
+    build=build_rejected_day,
 )
-def purchases_rejected(
-    context: AssetExecutionContext,
-    object_store: ObjectStore,
-    catalog: Catalog,
-    engine: QueryEngine,
-) -> MaterializeResult:
-    return build_partitions(
-        context,
-        context.partition_keys,
-        lambda key: build_rejected_day(object_store, catalog, engine, key),
-    )

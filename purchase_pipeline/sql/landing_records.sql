@@ -7,7 +7,8 @@
 --
 -- Splitting a line into records, fast for what Firehose writes and exact for the rest:
 -- 1. Cut the line at every '}{' (Firehose concatenates records with no delimiter). When every
---    piece of a line is a JSON object, those are its records: almost every line.
+--    piece of a line is a JSON object, those are its records: almost every line. (A blank
+--    line is one empty piece, and holds no record.)
 -- 2. Otherwise '}{' may sit inside a string, or a record is broken. Pieces are glued back
 --    into groups wherever a cut fell inside a string (odd count of unescaped quotes so far).
 -- 3. A group that is still not one object is cut after every '}' and read like a parser:
@@ -19,7 +20,6 @@ WITH lines AS (
         line,
         row_number() OVER () AS line_no
     FROM landing_lines
-    WHERE trim(BOTH ' ' || chr(9) || chr(13) FROM line) <> ''
 ),
 
 pieces AS (
