@@ -162,7 +162,7 @@ def _run_range(instance: Any, job_name: str, start: str | None, end: str | None)
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
         }
-    result = defs.get_job_def(job_name).execute_in_process(
+    result = defs.resolve_job_def(job_name).execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         instance=instance,
         tags=tags,

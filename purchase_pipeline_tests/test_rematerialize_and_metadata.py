@@ -91,7 +91,7 @@ def test_daily_materializations_report_counts_location_and_preview(built: Built)
 
 def test_a_landing_hour_reports_objects_bytes_records_and_skipped_keys(built: Built) -> None:
     hour_key = f"{H:%Y-%m-%d-%H}:00"
-    result = defs.get_job_def("landing_job").execute_in_process(
+    result = defs.resolve_job_def("landing_job").execute_in_process(
         instance=DagsterInstance.get(), partition_key=hour_key
     )
     assert result.success
