@@ -43,15 +43,20 @@ pieces AS (
     WHERE strpos(l.line, '}{') > 0
 ),
 
-checked_pieces AS (
+-- Each piece parsed once into a map of its fields (NULL when it is not one readable object).
+-- An object that repeats a key is still an object for splitting, but has no map: engines
+-- disagree on which value wins, so it is malformed.
+parsed_pieces AS (
     SELECT
         source_key,
         line_no,
         piece,
         piece_no,
         trimmed,
-        trimmed = '' OR (substr(trimmed, 1, 1) = '{' AND try(json_parse(trimmed)) IS NOT NULL)
-            AS is_object
+        CASE
+            WHEN substr(trimmed, 1, 1) = '{'
+                THEN try(CAST(json_parse(trimmed) AS MAP(VARCHAR, JSON)))
+        END AS doc
     FROM (
         SELECT
             source_key,
@@ -61,6 +66,22 @@ checked_pieces AS (
             trim(BOTH ' ' || chr(9) || chr(13) FROM piece) AS trimmed
         FROM pieces
     ) AS trimmed_pieces
+),
+
+checked_pieces AS (
+    SELECT
+        source_key,
+        line_no,
+        piece,
+        piece_no,
+        trimmed,
+        doc,
+        CASE
+            WHEN trimmed = '' OR doc IS NOT NULL THEN TRUE
+            WHEN substr(trimmed, 1, 1) = '{' THEN try(json_parse(trimmed)) IS NOT NULL
+            ELSE FALSE
+        END AS is_object
+    FROM parsed_pieces
 ),
 
 -- Lines with a piece that is not an object: few, so the anti-join below stays small.
@@ -74,7 +95,7 @@ simple_records AS (
     SELECT
         source_key,
         trimmed AS record,
-        TRUE AS is_object
+        doc
     FROM checked_pieces
     WHERE trimmed <> '' AND line_no NOT IN (SELECT line_no FROM complex_lines)
 ),
@@ -343,19 +364,13 @@ complex_records AS (
 ),
 
 records AS (
-    SELECT source_key, record, is_object FROM simple_records
+    SELECT source_key, record, doc FROM simple_records
     UNION ALL
-    SELECT source_key, record, is_object FROM complex_records
-),
-
--- Parse each object once into a map of its fields. An object that repeats a key cannot be
--- read unambiguously (engines disagree on which value wins) and is malformed.
-parsed AS (
     SELECT
         source_key,
         record,
         CASE WHEN is_object THEN try(CAST(json_parse(record) AS MAP(VARCHAR, JSON))) END AS doc
-    FROM records
+    FROM complex_records
 ),
 
 -- Each field as its JSON text (its first character tells its type) and as a scalar string.
@@ -365,7 +380,7 @@ documents AS (
         record,
         doc IS NOT NULL AS is_object,
         doc
-    FROM parsed
+    FROM records
 ),
 
 fields AS (
