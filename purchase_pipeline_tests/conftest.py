@@ -128,3 +128,44 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@dataclass
+class Moto:
+    endpoint_url: str
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[Moto]:
+    """moto's server over real HTTP on loopback, with fake credentials (never real AWS)."""
+    from moto.server import ThreadedMotoServer
+
+    fake = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+    saved = {k: os.environ.get(k) for k in fake}
+    os.environ.update(fake)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield Moto(endpoint_url=f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

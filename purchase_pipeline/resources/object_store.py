@@ -53,7 +53,7 @@ class ObjectStore(ConfigurableResource):
         raise NotImplementedError
 
 
-def _check_key(key: str) -> str:
+def check_key(key: str) -> str:
     """A key or a folder prefix ("a/b/") that stays inside the bucket."""
     parts = key[:-1].split("/") if key.endswith("/") else key.split("/")
     if not key or key.startswith("/") or "\x00" in key or any(p in ("", ".", "..") for p in parts):
@@ -79,14 +79,14 @@ class LocalObjectStore(ObjectStore):
         return lake_dir / validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
 
     def path(self, key: str) -> Path:
-        return self.root / _check_key(key)
+        return self.root / check_key(key)
 
     def list_objects(
         self, prefix: str, start_after: str | None = None, limit: int | None = None
     ) -> list[ObjectInfo]:
         # Walk only the folders that can hold keys after `start_after`, in key order.
         if prefix:
-            _check_key(prefix)
+            check_key(prefix)
         base = self.root
         found: list[ObjectInfo] = []
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
