@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from purchase_pipeline.resources.aws_errors import describe_aws_error
 from purchase_pipeline.resources.object_store import (
@@ -41,17 +41,22 @@ class S3ObjectStore(ObjectStore):
         default=5, description="boto3 attempts per call (standard retry mode, with backoff)."
     )
 
+    _client: Any = PrivateAttr(default=None)
+
     @property
     def bucket_name(self) -> str:
         return validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
 
     def client(self) -> Any:
-        return S3Resource(
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
-            profile_name=self.profile_name,
-            max_attempts=self.max_attempts,
-        ).get_client()
+        """One boto3 client per resource instance (creating one costs a session)."""
+        if self._client is None:
+            self._client = S3Resource(
+                region_name=self.region_name,
+                endpoint_url=self.endpoint_url,
+                profile_name=self.profile_name,
+                max_attempts=self.max_attempts,
+            ).get_client()
+        return self._client
 
     def _fail(self, action: str, key: str, exc: Exception) -> ObjectStoreError:
         return ObjectStoreError(
