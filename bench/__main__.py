@@ -23,12 +23,10 @@ def land(events: int) -> Path:
     lake = DATA / f"day-{events}"
     os.environ["PURCHASES_LAKE_DIR"] = str(lake)
     from purchase_pipeline.defs.resources import target_resources
-    from purchase_pipeline.settings import Settings
-    from purchase_pipeline.simulate import SimulationConfig, simulate
+    from purchase_pipeline.simulate import SimulationConfig, generate_events
 
     marker = lake / ".complete"
     if not marker.exists():
-        settings = Settings.from_env()
         config = SimulationConfig(
             start_day=DAY,
             days=1,
@@ -36,9 +34,8 @@ def land(events: int) -> Path:
             seed=7,
             now=dt.datetime(2025, 6, 3, tzinfo=dt.UTC),
         )
-        objects, _ = simulate(config, settings.raw_prefix, settings.stream)
         resources = target_resources("local")
-        resources["publisher"].publish(resources["object_store"], objects)
+        resources["publisher"].publish(resources["object_store"], generate_events(config), config)
         marker.touch()
     return lake
 

@@ -96,7 +96,7 @@ RATE_OPTIONS = {
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from purchase_pipeline.defs.resources import target_resources
-    from purchase_pipeline.simulate import SimulationConfig, simulate
+    from purchase_pipeline.simulate import SimulationConfig, counted_events
 
     settings = Settings.from_env()
     first, last = _day_range(args)
@@ -110,9 +110,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         delimiter=args.delimiter,
         **rates,
     )
-    objects, summary = simulate(config, settings.raw_prefix, settings.stream)
+    events, by_kind = counted_events(config)
     resources = target_resources(settings.target)
-    published = resources["publisher"].publish(resources["object_store"], objects)
+    published = resources["publisher"].publish(resources["object_store"], events, config)
     log.info(
         "simulated %s..%s: %d records in %d objects (%d bytes) to %s",
         first,
@@ -129,7 +129,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 "objects": published.objects,
                 "records": published.records,
                 "bytes": published.bytes,
-                "by_kind": summary.by_kind,
+                "by_kind": by_kind,
             }
         )
     )

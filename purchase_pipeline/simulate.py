@@ -168,10 +168,10 @@ def firehose_objects(
         yield _landing_object(buffer, first, config, raw_prefix, stream, rng)
 
 
-def simulate(
-    config: SimulationConfig, raw_prefix: str, stream: str
-) -> tuple[list[LandingObject], SimulationSummary]:
-    """Generate the events and buffer them into landing objects, with a summary."""
+def counted_events(
+    config: SimulationConfig,
+) -> tuple[Iterator[tuple[datetime, bytes]], dict[str, int]]:
+    """The events of `generate_events`, and a dict that counts their kinds as they are drawn."""
     by_kind = dict.fromkeys(KINDS, 0)
 
     def events() -> Iterator[tuple[datetime, bytes]]:
@@ -179,7 +179,15 @@ def simulate(
             by_kind[kind] += 1
             yield _EPOCH + timedelta(milliseconds=arrival_ms), payload
 
-    objects = list(firehose_objects(events(), config, raw_prefix, stream))
+    return events(), by_kind
+
+
+def simulate(
+    config: SimulationConfig, raw_prefix: str, stream: str
+) -> tuple[list[LandingObject], SimulationSummary]:
+    """Generate the events and buffer them into landing objects, with a summary."""
+    events, by_kind = counted_events(config)
+    objects = list(firehose_objects(events, config, raw_prefix, stream))
     summary = SimulationSummary(
         objects=len(objects),
         records=sum(obj.records for obj in objects),

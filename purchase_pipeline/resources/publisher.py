@@ -1,40 +1,51 @@
-"""Firehose publisher: sends simulated purchase events the way the target receives them.
+"""Firehose publisher: sends the producer's records the way the target receives them.
 
-`LocalFirehose` plays Firehose's part on a laptop: it buffers the producer's records into
-objects (by count and a five-minute interval, never across an hour) and writes them into the
-local bucket under Firehose's key layout.
+`LocalFirehose` plays Firehose's part on a laptop: it buffers the records into objects (by
+count and a five-minute interval, never across an hour) and writes them into the bucket under
+Firehose's key layout. `AwsFirehose` (resources/firehose.py) sends them to a real delivery
+stream with `PutRecordBatch`.
 """
-
-from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from dagster import ConfigurableResource
 
 from purchase_pipeline.resources.object_store import ObjectStore
-from purchase_pipeline.simulate import LandingObject
+from purchase_pipeline.settings import env
+from purchase_pipeline.simulate import SimulationConfig, firehose_objects
+
+Event = tuple[datetime, bytes]  # (arrival time, record bytes as the producer sends them)
 
 
 @dataclass(frozen=True)
 class PublishSummary:
-    objects: int
+    objects: int  # objects written (local) or PutRecordBatch calls made (aws)
     records: int
     bytes: int
+    retried_records: int = 0
 
 
 class Publisher(ConfigurableResource):
     """The Firehose publisher interface."""
 
-    def publish(self, store: ObjectStore, objects: Iterable[LandingObject]) -> PublishSummary:
+    def publish(
+        self, store: ObjectStore, events: Iterable[Event], config: SimulationConfig
+    ) -> PublishSummary:
         raise NotImplementedError
 
 
 class LocalFirehose(Publisher):
     """Writes Firehose-layout objects straight into the local bucket."""
 
-    def publish(self, store: ObjectStore, objects: Iterable[LandingObject]) -> PublishSummary:
+    def publish(
+        self, store: ObjectStore, events: Iterable[Event], config: SimulationConfig
+    ) -> PublishSummary:
         count = records = size = 0
+        objects = firehose_objects(
+            events, config, env("PURCHASES_RAW_PREFIX"), env("PURCHASES_STREAM")
+        )
         for landing_object in objects:
             store.put_object(landing_object.key, landing_object.body)
             count += 1
