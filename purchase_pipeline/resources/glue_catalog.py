@@ -1,0 +1,236 @@
+"""The catalog in the AWS Glue Data Catalog: tables, their columns and partition locations.
+
+Tables are external Parquet tables (or the crawler's JSON table) partitioned by one key.
+Swapping a partition points it at a new S3 location with `UpdatePartition` (or creates it),
+and returns the partition it replaced so the caller can delete the old files afterwards.
+A partition's build statistics are kept in its `Parameters` (Glue stores strings).
+"""
+
+import json
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import Field, PrivateAttr
+
+from purchase_pipeline.identifiers import validate_identifier
+from purchase_pipeline.resources.aws_errors import describe_aws_error, error_code
+from purchase_pipeline.resources.catalog import (
+    Catalog,
+    CatalogError,
+    Column,
+    Partition,
+    Table,
+)
+from purchase_pipeline.settings import env, validate_bucket
+
+_PARQUET = {
+    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "SerdeInfo": {
+        "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    },
+}
+_JSON = {
+    "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+    "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"},
+}
+_STATS_KEY = "purchase_pipeline.stats"
+
+
+class GlueCatalog(Catalog):
+    """A Glue database. Credentials come from the default AWS chain only."""
+
+    database: str | None = Field(
+        default=None, description="Glue database holding the tables; default PURCHASES_DATABASE."
+    )
+    bucket: str | None = Field(
+        default=None, description="Bucket the table locations are in; default PURCHASES_BUCKET."
+    )
+    region_name: str | None = Field(
+        default=None, description="AWS region; default from the AWS config (AWS_REGION)."
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="Glue endpoint for LocalStack or moto; boto3 also honours AWS_ENDPOINT_URL.",
+    )
+    profile_name: str | None = Field(
+        default=None, description="AWS profile of the shared config; default chain if unset."
+    )
+
+    _client: Any = PrivateAttr(default=None)
+
+    @property
+    def database_name(self) -> str:
+        return validate_identifier(self.database or env("PURCHASES_DATABASE"))
+
+    @property
+    def bucket_name(self) -> str:
+        return validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
+
+    def client(self) -> Any:
+        if self._client is None:
+            session = boto3.session.Session(profile_name=self.profile_name)
+            self._client = session.client(
+                "glue",
+                region_name=self.region_name,
+                endpoint_url=self.endpoint_url,
+                config=Config(retries={"mode": "standard", "max_attempts": 8}),
+            )
+        return self._client
+
+    def _fail(self, action: str, what: str, exc: Exception) -> CatalogError:
+        return CatalogError(
+            f"Glue {action} {self.database_name}.{what} failed: {describe_aws_error(exc)}"
+        )
+
+    def _s3(self, key_prefix: str) -> str:
+        return f"s3://{self.bucket_name}/{key_prefix}"
+
+    def _key(self, location: str) -> str:
+        prefix = f"s3://{self.bucket_name}/"
+        return location[len(prefix) :] if location.startswith(prefix) else location
+
+    def get_table(self, name: str) -> Table | None:
+        try:
+            response = self.client().get_table(
+                DatabaseName=self.database_name, Name=validate_identifier(name)
+            )
+        except ClientError as exc:
+            if error_code(exc) == "EntityNotFoundException":
+                return None
+            raise self._fail("GetTable", name, exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("GetTable", name, exc) from exc
+        return self._table(response["Table"])
+
+    def _table(self, glue: dict[str, Any]) -> Table:
+        descriptor = glue.get("StorageDescriptor", {})
+        keys = glue.get("PartitionKeys", [])
+        serde = descriptor.get("SerdeInfo", {}).get("SerializationLibrary", "")
+        parameters = glue.get("Parameters", {})
+        return Table(
+            name=glue["Name"],
+            columns=[Column(c["Name"], c["Type"]) for c in descriptor.get("Columns", [])]
+            + [Column(k["Name"], k["Type"]) for k in keys],
+            partition_key=keys[0]["Name"] if keys else None,
+            format="json" if "json" in serde.lower() else "parquet",
+            location=self._key(descriptor.get("Location", "")),
+            properties=json.loads(parameters.get("purchase_pipeline.properties", "{}")),
+        )
+
+    def list_tables(self) -> list[Table]:
+        tables: list[Table] = []
+        try:
+            paginator = self.client().get_paginator("get_tables")
+            for page in paginator.paginate(DatabaseName=self.database_name):
+                tables += [self._table(t) for t in page.get("TableList", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("GetTables", "*", exc) from exc
+        return tables
+
+    def put_table(self, table: Table) -> None:
+        validate_identifier(table.name)
+        data = [c for c in table.columns if c.name != table.partition_key]
+        keys = [c for c in table.columns if c.name == table.partition_key]
+        for column in table.columns:
+            validate_identifier(column.name)
+        table_input = {
+            "Name": table.name,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {
+                "classification": table.format,
+                "purchase_pipeline.properties": json.dumps(table.properties, sort_keys=True),
+            },
+            "PartitionKeys": [{"Name": c.name, "Type": c.type} for c in keys],
+            "StorageDescriptor": {
+                "Columns": [{"Name": c.name, "Type": c.type} for c in data],
+                "Location": self._s3(table.location),
+                **(_JSON if table.format == "json" else _PARQUET),
+            },
+        }
+        client = self.client()
+        try:
+            if self.get_table(table.name) is None:
+                client.create_table(DatabaseName=self.database_name, TableInput=table_input)
+            else:
+                client.update_table(DatabaseName=self.database_name, TableInput=table_input)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("CreateTable/UpdateTable", table.name, exc) from exc
+
+    def _partition(self, glue: dict[str, Any]) -> Partition:
+        parameters = glue.get("Parameters", {})
+        return Partition(
+            value=glue["Values"][0],
+            location=self._key(glue.get("StorageDescriptor", {}).get("Location", "")),
+            files=[],
+            stats=json.loads(parameters.get(_STATS_KEY, "{}")),
+        )
+
+    def get_partition(self, table: str, value: str) -> Partition | None:
+        try:
+            response = self.client().get_partition(
+                DatabaseName=self.database_name,
+                TableName=validate_identifier(table),
+                PartitionValues=[value],
+            )
+        except ClientError as exc:
+            if error_code(exc) == "EntityNotFoundException":
+                return None
+            raise self._fail("GetPartition", f"{table} ({value})", exc) from exc
+        except BotoCoreError as exc:
+            raise self._fail("GetPartition", f"{table} ({value})", exc) from exc
+        return self._partition(response["Partition"])
+
+    def list_partitions(self, table: str) -> list[Partition]:
+        partitions: list[Partition] = []
+        try:
+            paginator = self.client().get_paginator("get_partitions")
+            pages = paginator.paginate(
+                DatabaseName=self.database_name, TableName=validate_identifier(table)
+            )
+            for page in pages:
+                partitions += [self._partition(p) for p in page.get("Partitions", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("GetPartitions", table, exc) from exc
+        return sorted(partitions, key=lambda p: p.value)
+
+    def swap_partition(self, table: str, partition: Partition) -> Partition | None:
+        existing = self.get_table(table)
+        if existing is None:
+            raise CatalogError(f"table {self.database_name}.{table} is not in the Glue catalog")
+        previous = self.get_partition(table, partition.value)
+        descriptor = {
+            "Columns": [
+                {"Name": c.name, "Type": c.type}
+                for c in existing.columns
+                if c.name != existing.partition_key
+            ],
+            "Location": self._s3(partition.location),
+            **(_JSON if existing.format == "json" else _PARQUET),
+        }
+        partition_input = {
+            "Values": [partition.value],
+            "StorageDescriptor": descriptor,
+            "Parameters": {_STATS_KEY: json.dumps(partition.stats, sort_keys=True)},
+        }
+        client = self.client()
+        try:
+            if previous is None:
+                client.create_partition(
+                    DatabaseName=self.database_name,
+                    TableName=table,
+                    PartitionInput=partition_input,
+                )
+            else:
+                client.update_partition(
+                    DatabaseName=self.database_name,
+                    TableName=table,
+                    PartitionValueList=[partition.value],
+                    PartitionInput=partition_input,
+                )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("swap partition of", f"{table} ({partition.value})", exc) from exc
+        return previous
