@@ -63,7 +63,11 @@ parsed_pieces AS (
             line_no,
             piece,
             piece_no,
-            trim(BOTH ' ' || chr(9) || chr(13) FROM piece) AS trimmed
+            CASE
+                WHEN regexp_like(piece, '^[ \t\r]|[ \t\r]$')
+                    THEN trim(BOTH ' ' || chr(9) || chr(13) FROM piece)
+                ELSE piece
+            END AS trimmed
         FROM pieces
     ) AS trimmed_pieces
 ),
