@@ -61,7 +61,7 @@ def floor_scan(files: list[str]) -> float:
 def pipeline(raw_prefix: str) -> dict[str, float]:
     """The asset code path for the day: stage the landing hours, then every daily table."""
     from purchase_pipeline.defs.kpi import KPI_NAMES, build_kpi_day
-    from purchase_pipeline.defs.landing import stage_landing_hour
+    from purchase_pipeline.defs.landing import stage_landing_hours
     from purchase_pipeline.defs.resources import target_resources
     from purchase_pipeline.defs.warehouse import build_purchases_day, build_rejected_day
 
@@ -69,9 +69,9 @@ def pipeline(raw_prefix: str) -> dict[str, float]:
     store, catalog, engine = r["object_store"], r["catalog"], r["engine"]
     times: dict[str, float] = {}
     started = time.perf_counter()
-    for h in range(48):
-        hour = dt.datetime(DAY.year, DAY.month, DAY.day, tzinfo=dt.UTC) + dt.timedelta(hours=h)
-        stage_landing_hour(store, catalog, engine, raw_prefix, f"{hour:%Y-%m-%d-%H}:00")
+    first = dt.datetime(DAY.year, DAY.month, DAY.day, tzinfo=dt.UTC)
+    hours = [f"{first + dt.timedelta(hours=h):%Y-%m-%d-%H}:00" for h in range(48)]
+    stage_landing_hours(store, catalog, engine, raw_prefix, hours)
     times["landing"] = time.perf_counter() - started
     mark = time.perf_counter()
     key = DAY.isoformat()

@@ -254,7 +254,7 @@ def a_table(name: str = "purchases") -> Table:
 
 def a_partition(value: str, build: str) -> Partition:
     location = f"tables/purchases/dt={value}/{build}/"
-    return Partition(value=value, location=location, files=[f"{location}data.parquet"])
+    return Partition(value=value, location=location, files=[f"{location}data_0.parquet"])
 
 
 def test_put_table_round_trips(tmp_path: Path) -> None:
@@ -450,12 +450,12 @@ def test_rewriting_a_partition_replaces_it(env: Env) -> None:
     # Same rows, not twice as many; the old build is gone from disk, the catalog names the new.
     assert env.purchase_ids() == ["P1", "P2", "P3"]
     assert not (env.store.root / first.location).exists()
-    assert (env.store.root / second.location / "data.parquet").is_file()
+    assert (env.store.root / second.location / "data_0.parquet").is_file()
     assert env.partition_folders() == [second.location.rstrip("/").rsplit("/", 1)[-1]]
     partition = env.catalog.get_partition("landing_records", HOUR_VALUE)
     assert partition is not None
     assert partition.location == second.location
-    assert partition.files == [f"{second.location}data.parquet"]
+    assert partition.files == [f"{second.location}data_0.parquet"]
     assert partition.stats["rows"] == 3
     assert partition.stats["objects"] == 1
     assert partition.stats["query_id"] == second.query_id
@@ -492,7 +492,7 @@ def assert_failure_is_clean(env: Env, error: QueryEngineError, kept: BuildResult
     assert env.partition_folders() == [kept.location.rstrip("/").rsplit("/", 1)[-1]]
     assert files_on_disk(env.store.root / "tables") == [
         f"landing_records/hour={HOUR_VALUE}/{kept.location.rstrip('/').rsplit('/', 1)[-1]}"
-        "/data.parquet"
+        "/data_0.parquet"
     ]
 
 
@@ -516,7 +516,7 @@ class _FailAfterCopy:
         self.copied = False
 
     def execute(self, sql: str, *args: Any) -> Any:
-        if sql.startswith("DESCRIBE") and self.copied:
+        if self.copied:
             raise duckdb.IOException("disk went away")
         result = self._con.execute(sql, *args)
         if sql.startswith("COPY"):

@@ -129,22 +129,29 @@ def build_metadata(result: BuildResult) -> dict[str, Any]:
 def build_partitions(
     context: AssetExecutionContext, keys: Sequence[str], build: BuildFn
 ) -> MaterializeResult:
-    """Build each partition key in order; one key reports its own metadata, a range a table."""
-    reports: list[tuple[str, BuildResult, dict[str, Any]]] = []
-    for key in keys:
-        result, extra = build(key)
+    """Build each partition key in order, then report them."""
+    return report_partitions(context, [(key, *build(key)) for key in keys])
+
+
+def report_partitions(
+    context: AssetExecutionContext, reports: Sequence[tuple[str, BuildResult, dict[str, Any]]]
+) -> MaterializeResult:
+    """One partition reports its own metadata; a range reports totals and a table."""
+    for key, result, _ in reports:
         context.log.info(f"{context.asset_key.to_user_string()} {key}: {result.rows} rows")
-        reports.append((key, result, extra))
     if len(reports) == 1:
         _, result, extra = reports[0]
         return MaterializeResult(metadata={**build_metadata(result), **extra})
     summary_columns = ["partition", "rows", "query_id"]
     summary = [(key, r.rows, r.query_id) for key, r, _ in reports]
+    # Partitions built by one query share its time: count each query once.
+    engine_ms = {r.query_id: r.engine_ms for _, r, _ in reports}
     return MaterializeResult(
         metadata={
             "partitions": MetadataValue.int(len(reports)),
             "rows": MetadataValue.int(sum(r.rows for _, r, _ in reports)),
+            "queries": MetadataValue.int(len(engine_ms)),
             "by_partition": MetadataValue.md(markdown_table(summary_columns, summary)),
-            "engine_time_ms": MetadataValue.int(sum(r.engine_ms for _, r, _ in reports)),
+            "engine_time_ms": MetadataValue.int(sum(engine_ms.values())),
         }
     )

@@ -18,12 +18,12 @@ from dagster import (
     asset,
 )
 
-from purchase_pipeline.defs.builds import build_partitions, markdown_table
+from purchase_pipeline.defs.builds import markdown_table, report_partitions
 from purchase_pipeline.defs.partitions import hour_of, hour_value, hourly_partitions
 from purchase_pipeline.layout import hour_prefix, parse_landing_key
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, LandingSource, QueryEngine, TableSource
-from purchase_pipeline.resources.object_store import ObjectStore
+from purchase_pipeline.resources.object_store import ObjectInfo, ObjectStore
 from purchase_pipeline.settings import env
 
 LANDING_RECORDS = "landing_records"
@@ -39,52 +39,88 @@ firehose_stream = AssetSpec(
 )
 
 
-def stage_landing_hour(
-    store: ObjectStore, catalog: Catalog, engine: QueryEngine, raw_prefix: str, key: str
-) -> tuple[BuildResult, dict[str, Any]]:
-    """List one arrival hour's objects, stage its classified records, report the hour."""
-    hour = hour_of(key)
-    objects = store.list_objects(hour_prefix(raw_prefix, hour))
-    landed = [o for o in objects if parse_landing_key(o.key, raw_prefix) is not None]
-    skipped = [o.key for o in objects if parse_landing_key(o.key, raw_prefix) is None]
-    value = hour_value(hour)
-    result = engine.write_partition(
+# Hours staged by one query: enough to keep both cores busy and the per-query cost small,
+# few enough that a failure costs little to redo (Athena allows at most 100 per CTAS).
+HOURS_PER_QUERY = 24
+
+
+def stage_landing_hours(
+    store: ObjectStore, catalog: Catalog, engine: QueryEngine, raw_prefix: str, keys: list[str]
+) -> list[tuple[str, BuildResult, dict[str, Any]]]:
+    """Stage the classified records of arrival hours, a batch of hours per query."""
+    reports: list[tuple[str, BuildResult, dict[str, Any]]] = []
+    for start in range(0, len(keys), HOURS_PER_QUERY):
+        reports += _stage_batch(
+            store, catalog, engine, raw_prefix, keys[start : start + HOURS_PER_QUERY]
+        )
+    return reports
+
+
+def _stage_batch(
+    store: ObjectStore, catalog: Catalog, engine: QueryEngine, raw_prefix: str, keys: list[str]
+) -> list[tuple[str, BuildResult, dict[str, Any]]]:
+    landed: dict[str, list[ObjectInfo]] = {}
+    skipped: dict[str, list[str]] = {}
+    for key in keys:
+        value = hour_value(hour_of(key))
+        objects = store.list_objects(hour_prefix(raw_prefix, hour_of(key)))
+        landed[value] = [o for o in objects if parse_landing_key(o.key, raw_prefix) is not None]
+        skipped[value] = [o.key for o in objects if parse_landing_key(o.key, raw_prefix) is None]
+    values = list(landed)
+    results = engine.write_partitions(
         store,
         catalog,
         table=LANDING_RECORDS,
         partition_key="hour",
-        partition_value=value,
+        partition_expression="date_format(arrival_hour, '%Y-%m-%d-%H')",
+        partition_values=values,
         sql_name=LANDING_RECORDS,
-        params={"arrival_hour": hour},
+        params={},
         # An empty object holds no records (and an empty `.gz` is not even a gzip stream).
-        sources={"landing_lines": LandingSource([o.key for o in landed if o.size > 0])},
-        stats={"objects": len(landed), "landed_bytes": sum(o.size for o in landed)},
+        sources={
+            "landing_lines": LandingSource([o.key for v in values for o in landed[v] if o.size > 0])
+        },
+        stats={
+            v: {"objects": len(landed[v]), "landed_bytes": sum(o.size for o in landed[v])}
+            for v in values
+        },
     )
     counts = engine.query(
         store,
         catalog,
-        "SELECT coalesce(reason, 'accepted') AS outcome, count(*) AS records "
-        "FROM landing_records GROUP BY 1 ORDER BY 1",
-        sources={LANDING_RECORDS: TableSource(LANDING_RECORDS, [value])},
+        "SELECT date_format(arrival_hour, '%Y-%m-%d-%H') AS hour, "
+        "coalesce(reason, 'accepted') AS outcome, count(*) AS records "
+        "FROM landing_records GROUP BY 1, 2",
+        sources={LANDING_RECORDS: TableSource(LANDING_RECORDS, values)},
     )
-    by_outcome = {outcome: n for outcome, n in counts.rows}
-    version = hashlib.sha256(
-        "\n".join(f"{o.key}\t{o.size}\t{o.modified}" for o in landed).encode()
-    ).hexdigest()
-    extra: dict[str, Any] = {
-        "objects": MetadataValue.int(len(landed)),
-        "bytes": MetadataValue.int(sum(o.size for o in landed)),
-        "records": MetadataValue.int(result.rows),
-        "accepted": MetadataValue.int(by_outcome.get("accepted", 0)),
-        "rejected": MetadataValue.int(result.rows - by_outcome.get("accepted", 0)),
-        "records_by_outcome": MetadataValue.json(by_outcome),
-        "skipped_keys": MetadataValue.json(skipped),
-        "landing_data_version": MetadataValue.text(version),
-        "objects_preview": MetadataValue.md(
-            markdown_table(["key", "bytes"], [(o.key, o.size) for o in landed[:10]])
-        ),
-    }
-    return result, extra
+    outcomes: dict[str, dict[str, int]] = {v: {} for v in values}
+    for hour, outcome, records in counts.rows:
+        outcomes[hour][outcome] = records
+    reports = []
+    for key, value in zip(keys, values, strict=True):
+        result, objects, by_outcome = (
+            results[value],
+            landed[value],
+            dict(sorted(outcomes[value].items())),
+        )
+        version = hashlib.sha256(
+            "\n".join(f"{o.key}\t{o.size}\t{o.modified}" for o in objects).encode()
+        ).hexdigest()
+        extra: dict[str, Any] = {
+            "objects": MetadataValue.int(len(objects)),
+            "bytes": MetadataValue.int(sum(o.size for o in objects)),
+            "records": MetadataValue.int(result.rows),
+            "accepted": MetadataValue.int(by_outcome.get("accepted", 0)),
+            "rejected": MetadataValue.int(result.rows - by_outcome.get("accepted", 0)),
+            "records_by_outcome": MetadataValue.json(by_outcome),
+            "skipped_keys": MetadataValue.json(skipped[value]),
+            "landing_data_version": MetadataValue.text(version),
+            "objects_preview": MetadataValue.md(
+                markdown_table(["key", "bytes"], [(o.key, o.size) for o in objects[:10]])
+            ),
+        }
+        reports.append((key, result, extra))
+    return reports
 
 
 @asset(
@@ -107,8 +143,9 @@ def landing_purchases(
     engine: QueryEngine,
 ) -> MaterializeResult:
     raw_prefix = env("PURCHASES_RAW_PREFIX")
-    return build_partitions(
+    return report_partitions(
         context,
-        context.partition_keys,
-        lambda key: stage_landing_hour(object_store, catalog, engine, raw_prefix, key),
+        stage_landing_hours(
+            object_store, catalog, engine, raw_prefix, list(context.partition_keys)
+        ),
     )

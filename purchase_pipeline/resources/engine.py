@@ -131,7 +131,28 @@ class QueryEngine(ConfigurableResource):
     ) -> BuildResult:
         """Run `sql_name` into a fresh location and swap the catalog partition to it.
 
-        `stats` are kept with the partition in the catalog (e.g. objects and bytes read).
+        Every row goes to `partition_value`. `stats` are kept with the partition in the
+        catalog (e.g. objects and bytes read).
+        """
+        raise NotImplementedError
+
+    def write_partitions(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        table: str,
+        partition_key: str,
+        partition_expression: str,
+        partition_values: list[str],
+        sql_name: str,
+        params: dict[str, ParamValue],
+        sources: dict[str, Source],
+        stats: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, BuildResult]:
+        """Run `sql_name` once and write each of `partition_values` to a fresh location.
+
+        `partition_expression` (Athena SQL over the query's columns) gives each row's
+        partition value; every value asked for is swapped in, with no rows if none had it.
         """
         raise NotImplementedError
 
@@ -339,34 +360,143 @@ class DuckDBEngine(QueryEngine):
         sources: dict[str, Source],
         stats: dict[str, Any] | None = None,
     ) -> BuildResult:
+        results = self.write_partitions(
+            store,
+            catalog,
+            table,
+            partition_key,
+            exp.Literal.string(partition_value).sql(dialect="athena"),
+            [partition_value],
+            sql_name,
+            params,
+            sources,
+            {partition_value: stats or {}},
+        )
+        return results[partition_value]
+
+    def write_partitions(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        table: str,
+        partition_key: str,
+        partition_expression: str,
+        partition_values: list[str],
+        sql_name: str,
+        params: dict[str, ParamValue],
+        sources: dict[str, Source],
+        stats: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, BuildResult]:
         query_id = f"duckdb-{uuid.uuid4()}"
-        location = partition_location(table, partition_key, partition_value, new_build_id())
-        data_key = f"{location}data.parquet"
+        build_id = new_build_id()
+        # DuckDB writes one folder per value under a staging folder; each is then moved to
+        # its partition's own fresh location, tables/<table>/<key>=<value>/<build id>/.
+        batch = f"tables/{validate_identifier(table)}/_staging/{build_id}/"
+        what = (
+            f"{table} partition {partition_key}={partition_values[0]}"
+            if len(partition_values) == 1
+            else f"{table} partitions {partition_key}={_span(partition_values)}"
+        )
+        part = sqlglot.parse_one(partition_expression, read="athena").sql(dialect="duckdb")
         started = time.monotonic()
         con = self._connect()
         try:
             self._create_views(con, store, catalog, sources)
             select, _ = template(sql_name, "duckdb")
             values = duckdb_parameters(sql_name, params)
-            target = store.uri(data_key)
-            _ensure_parent(target)
-            written = con.execute(
-                f"COPY ({select}) TO {_string(target)} (FORMAT parquet, COMPRESSION zstd)",
+            con.execute(
+                f"CREATE TEMP TABLE build_schema AS SELECT * FROM ({select}) LIMIT 0", values
+            )
+            described = con.execute("DESCRIBE build_schema").fetchall()
+            target = store.uri(batch)
+            _ensure_parent(target + "x")
+            con.execute(
+                f"COPY (SELECT *, CAST({part} AS VARCHAR) AS part FROM ({select}) AS build) "
+                f"TO {_string(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part), "
+                "FILENAME_PATTERN 'data_{i}')",
                 values,
-            ).fetchall()
-            rows = int(written[0][0])
-            described = con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({_string(target)})"
-            ).fetchall()
+            )
+            files_by_value: dict[str, list[str]] = {}
+            for info in store.list_objects(batch):
+                folder = info.key[len(batch) :].split("/", 1)[0]
+                files_by_value.setdefault(_unquote(folder.removeprefix("part=")), []).append(
+                    info.key
+                )
+            unexpected = set(files_by_value) - set(partition_values)
+            if unexpected:
+                raise QueryEngineError(
+                    f"query {query_id} building {what} produced rows for other partitions: "
+                    f"{sorted(unexpected)[:5]}"
+                )
+            rows_by_file = (
+                dict(
+                    con.execute(
+                        "SELECT filename, count(*) FROM read_parquet(?, filename=true, "
+                        "hive_partitioning=false) GROUP BY filename",
+                        [[store.uri(f) for fs in files_by_value.values() for f in fs]],
+                    ).fetchall()
+                )
+                if files_by_value
+                else {}
+            )
         except duckdb.Error as exc:
-            store.delete_prefix(location)
-            raise QueryEngineError(
-                f"query {query_id} building {table} partition {partition_key}={partition_value} "
-                f"failed: {exc}"
-            ) from None
+            store.delete_prefix(batch)
+            raise QueryEngineError(f"query {query_id} building {what} failed: {exc}") from None
+        except QueryEngineError:
+            store.delete_prefix(batch)
+            raise
         finally:
             con.close()
         engine_ms = int((time.monotonic() - started) * 1000)
+        self._register_table(catalog, table, partition_key, described)
+        sizes = {o.key: o.size for o in store.list_objects(batch)}
+        sql = _with_parameters(template(sql_name, "athena")[0], params)
+        results: dict[str, BuildResult] = {}
+        for value in partition_values:
+            staged = files_by_value.get(value, [])
+            location = partition_location(table, partition_key, value, build_id)
+            rows = sum(int(rows_by_file[store.uri(f)]) for f in staged)
+            size = sum(sizes[f] for f in staged)
+            if staged:
+                store.move_prefix(f"{batch}part={_quote(value)}/", location)
+            files = [location + f.rsplit("/", 1)[1] for f in staged]
+            previous = catalog.swap_partition(
+                table,
+                Partition(
+                    value=value,
+                    location=location,
+                    files=files,
+                    stats={
+                        **(stats or {}).get(value, {}),
+                        "rows": rows,
+                        "bytes": size,
+                        "query_id": query_id,
+                    },
+                ),
+            )
+            # The old files go only after the catalog points at the new ones: a reader (or
+            # a crash) in between still finds a complete partition.
+            if previous is not None and previous.location and previous.location != location:
+                store.delete_prefix(previous.location)
+            results[value] = BuildResult(
+                table=table,
+                partition=value,
+                location=location,
+                rows=rows,
+                files=files,
+                bytes_written=size,
+                query_id=query_id,
+                engine_ms=engine_ms,
+                sql=sql,
+                replaced_location=previous.location if previous else None,
+            )
+        store.delete_prefix(batch)
+        log.info("built %s in %d ms", what, engine_ms)
+        return results
+
+    def _register_table(
+        self, catalog: Catalog, table: str, partition_key: str, described: list[Any]
+    ) -> None:
         columns = [
             Column(name=c[0], type=_DUCKDB_TO_ATHENA.get(c[1], "varchar")) for c in described
         ]
@@ -381,33 +511,23 @@ class DuckDBEngine(QueryEngine):
                     location=f"tables/{table}/",
                 )
             )
-        size = sum(o.size for o in store.list_objects(location))
-        previous = catalog.swap_partition(
-            table,
-            Partition(
-                value=partition_value,
-                location=location,
-                files=[data_key],
-                stats={**(stats or {}), "rows": rows, "bytes": size, "query_id": query_id},
-            ),
-        )
-        # The old files go only after the catalog points at the new ones: a reader (or a
-        # crash) in between still finds a complete partition.
-        if previous is not None and previous.location != location:
-            store.delete_prefix(previous.location)
-        log.info("built %s %s=%s: %d rows", table, partition_key, partition_value, rows)
-        return BuildResult(
-            table=table,
-            partition=partition_value,
-            location=location,
-            rows=rows,
-            files=[data_key],
-            bytes_written=size,
-            query_id=query_id,
-            engine_ms=engine_ms,
-            sql=_with_parameters(template(sql_name, "athena")[0], params),
-            replaced_location=previous.location if previous else None,
-        )
+
+
+def _span(values: list[str]) -> str:
+    return values[0] if len(values) == 1 else f"{values[0]}..{values[-1]} ({len(values)})"
+
+
+def _quote(value: str) -> str:
+    """How DuckDB names a Hive partition folder for a value."""
+    from urllib.parse import quote
+
+    return quote(value, safe="-_.")
+
+
+def _unquote(folder_value: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(folder_value)
 
 
 def _with_parameters(sql: str, params: dict[str, ParamValue]) -> str:

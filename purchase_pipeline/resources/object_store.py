@@ -48,6 +48,10 @@ class ObjectStore(ConfigurableResource):
     def delete_prefix(self, prefix: str) -> int:
         raise NotImplementedError
 
+    def move_prefix(self, source: str, target: str) -> None:
+        """Move every object under folder `source` to folder `target` (which must not exist)."""
+        raise NotImplementedError
+
     def uri(self, key: str) -> str:
         """The location the query engine reads `key` from."""
         raise NotImplementedError
@@ -144,6 +148,13 @@ class LocalObjectStore(ObjectStore):
         count = sum(len(files) for _, _, files in os.walk(target))
         shutil.rmtree(target)
         return count
+
+    def move_prefix(self, source: str, target: str) -> None:
+        destination = self.path(target.rstrip("/"))
+        if destination.exists():
+            raise ObjectStoreError(f"cannot move {source!r} to {target!r}: it exists")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(self.path(source.rstrip("/")), destination)
 
     def uri(self, key: str) -> str:
         return str(self.path(key))

@@ -129,5 +129,24 @@ class S3ObjectStore(ObjectStore):
                 )
         return len(keys)
 
+    def move_prefix(self, source: str, target: str) -> None:
+        source, target = check_key(source), check_key(target)
+        if self.list_objects(target, limit=1):
+            raise ObjectStoreError(
+                f"cannot move s3://{self.bucket_name}/{source} to {target}: it exists"
+            )
+        client = self.client()
+        for info in self.iter_objects(source):
+            key = target + info.key[len(source) :]
+            try:
+                client.copy_object(
+                    Bucket=self.bucket_name,
+                    Key=key,
+                    CopySource={"Bucket": self.bucket_name, "Key": info.key},
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise self._fail("copy", info.key, exc) from exc
+        self.delete_prefix(source)
+
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket_name}/{check_key(key)}"

@@ -2,8 +2,8 @@
 -- classified by docs/data-rules.md. One row per record. `reason` is NULL for a record bound
 -- for `purchases` (before de-duplication), else the rejection reason.
 --
--- Input: landing_lines (source_key, line), the lines of the hour's objects.
--- Parameters: :arrival_hour (TIMESTAMP, the hour's start).
+-- Input: landing_lines (source_key, line), the lines of landing objects of any number of
+-- arrival hours. A record's arrival hour is its object's key's YYYY/MM/DD/HH folder.
 --
 -- Splitting a line into records, fast for what Firehose writes and exact for the rest:
 -- 1. Cut the line at every '}{' (Firehose concatenates records with no delimiter). When every
@@ -416,6 +416,9 @@ fields AS (
 typed AS (
     SELECT
         source_key,
+        date_parse(
+            regexp_extract(source_key, '(\d{4}/\d{2}/\d{2}/\d{2})/[^/]+$', 1), '%Y/%m/%d/%H'
+        ) AS arrival_hour,
         record,
         CASE
             WHEN NOT is_object THEN 'malformed_json'
@@ -465,9 +468,9 @@ classified AS (
             WHEN shape_error IS NOT NULL THEN shape_error
             WHEN timestamp_ms IS NULL
                 OR timestamp_ms < 946684800000
-                OR timestamp_ms >= to_unixtime(:arrival_hour) * 1000 + 3600000
+                OR timestamp_ms >= to_unixtime(arrival_hour) * 1000 + 3600000
                 THEN 'bad_timestamp'
-            WHEN floor(timestamp_ms / 86400000) < floor(to_unixtime(:arrival_hour) / 86400) - 1
+            WHEN floor(timestamp_ms / 86400000) < floor(to_unixtime(arrival_hour) / 86400) - 1
                 THEN 'too_late'
         END AS reason
     FROM typed
@@ -475,13 +478,13 @@ classified AS (
 
 SELECT
     source_key,
-    CAST(:arrival_hour AS TIMESTAMP) AS arrival_hour,
+    arrival_hour,
     reason,
     CAST(
         CASE
             WHEN reason IS NULL
                 THEN date_add('day', CAST(floor(timestamp_ms / 86400000) AS BIGINT), DATE '1970-01-01')
-            ELSE CAST(:arrival_hour AS DATE)
+            ELSE CAST(arrival_hour AS DATE)
         END AS DATE
     ) AS dt,
     CASE WHEN reason IS NOT NULL THEN substr(record, 1, 16384) END AS record,
