@@ -494,6 +494,35 @@ class DuckDBEngine(QueryEngine):
         log.info("built %s in %d ms", what, engine_ms)
         return results
 
+    def output_columns(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        sql_name: str,
+        params: dict[str, ParamValue],
+        sources: dict[str, Source],
+    ) -> list[Column]:
+        """The columns and Athena types a SQL file produces, planned on empty inputs.
+
+        Other engines use this to know a table's schema before they build it: the inputs
+        are typed but empty views of the catalog tables, so no data is read.
+        """
+        con = self._connect()
+        try:
+            for name, source in sources.items():
+                if not isinstance(source, TableSource):
+                    raise QueryEngineError(f"cannot plan {sql_name} on a {type(source).__name__}")
+                self._create_table_view(con, store, catalog, name, TableSource(source.table, []))
+            select, _ = template(sql_name, "duckdb")
+            described = con.execute(
+                f"DESCRIBE SELECT * FROM ({select})", duckdb_parameters(sql_name, params)
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise QueryEngineError(f"cannot plan {sql_name}: {exc}") from None
+        finally:
+            con.close()
+        return [Column(name=c[0], type=_DUCKDB_TO_ATHENA.get(c[1], "varchar")) for c in described]
+
     def _register_table(
         self, catalog: Catalog, table: str, partition_key: str, described: list[Any]
     ) -> None:

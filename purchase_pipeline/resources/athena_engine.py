@@ -1,0 +1,279 @@
+"""The query engine on Amazon Athena, through pyathena.
+
+A partition build is one CTAS into a fresh, empty S3 location (Athena refuses a non-empty
+`external_location`), partitioned by the table's key, at most 100 partitions per statement.
+The staging table it creates is dropped (its files stay), each partition of the catalog table
+is swapped to its new folder, and the old folder is deleted. Throttling is retried with
+backoff by pyathena; a failed query is not retried and fails with Athena's message, the query
+id and the partition.
+"""
+
+import time
+from typing import Any
+
+import sqlglot
+from pyathena import connect
+from pyathena.error import Error as AthenaError
+from pyathena.util import RetryConfig
+from pydantic import Field
+from sqlglot import exp
+
+from purchase_pipeline.identifiers import validate_identifier
+from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
+from purchase_pipeline.resources.engine import (
+    BuildResult,
+    DuckDBEngine,
+    QueryEngine,
+    QueryEngineError,
+    QueryResult,
+    Source,
+    TableSource,
+    new_build_id,
+)
+from purchase_pipeline.resources.object_store import ObjectStore
+from purchase_pipeline.settings import env, validate_bucket
+from purchase_pipeline.sql_render import ParamValue, bind, render, render_file
+
+MAX_PARTITIONS_PER_STATEMENT = 100  # Athena's limit for CTAS and INSERT INTO
+USD_PER_TB_SCANNED = 5.0
+# Partition keys and the type the catalog gives them.
+PARTITION_TYPES = {"dt": "date", "hour": "varchar"}
+
+
+class AthenaEngine(QueryEngine):
+    """Athena through pyathena. Credentials come from the default AWS chain only."""
+
+    database: str | None = Field(
+        default=None, description="Glue database of the tables; default PURCHASES_DATABASE."
+    )
+    bucket: str | None = Field(
+        default=None, description="Bucket the tables live in; default PURCHASES_BUCKET."
+    )
+    workgroup: str = Field(default="primary", description="Athena workgroup queries run in.")
+    results_location: str | None = Field(
+        default=None,
+        description="S3 location for query results; default s3://<bucket>/athena-results/.",
+    )
+    region_name: str | None = Field(
+        default=None, description="AWS region; default from the AWS config (AWS_REGION)."
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="Athena endpoint for LocalStack or moto; boto3 also honours AWS_ENDPOINT_URL.",
+    )
+    profile_name: str | None = Field(
+        default=None, description="AWS profile of the shared config; default chain if unset."
+    )
+    poll_interval_seconds: float = Field(
+        default=1.0, description="How often pyathena polls a running query."
+    )
+    throttle_attempts: int = Field(
+        default=8,
+        description="Attempts on ThrottlingException/TooManyRequestsException, with backoff.",
+    )
+
+    @property
+    def database_name(self) -> str:
+        return validate_identifier(self.database or env("PURCHASES_DATABASE"))
+
+    @property
+    def bucket_name(self) -> str:
+        return validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
+
+    def _cursor(self) -> Any:
+        return connect(
+            s3_staging_dir=self.results_location or f"s3://{self.bucket_name}/athena-results/",
+            region_name=self.region_name,
+            work_group=self.workgroup,
+            schema_name=self.database_name,
+            profile_name=self.profile_name,
+            poll_interval=self.poll_interval_seconds,
+            retry_config=RetryConfig(attempt=self.throttle_attempts),
+            **({"endpoint_url": self.endpoint_url} if self.endpoint_url else {}),
+        ).cursor()
+
+    def _run(self, cursor: Any, sql: str, what: str) -> dict[str, Any]:
+        try:
+            cursor.execute(sql)
+        except AthenaError as exc:
+            raise QueryEngineError(
+                f"Athena query {cursor.query_id} ({what}) failed: {' '.join(str(exc).split())}"
+            ) from None
+        scanned = int(cursor.data_scanned_in_bytes or 0)
+        return {
+            "query_id": cursor.query_id,
+            "state": cursor.state,
+            "bytes_scanned": scanned,
+            "engine_ms": int(cursor.engine_execution_time_in_millis or 0),
+            "cost_usd": scanned / 1e12 * USD_PER_TB_SCANNED,
+        }
+
+    def _tables(self, sources: dict[str, Source]) -> dict[str, str]:
+        tables: dict[str, str] = {}
+        for name, source in sources.items():
+            if not isinstance(source, TableSource):
+                raise QueryEngineError(
+                    f"the Athena engine reads catalog tables; {name} is a {type(source).__name__}"
+                )
+            tables[name] = f"{self.database_name}.{validate_identifier(source.table)}"
+        return tables
+
+    def query(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        sql: str,
+        params: dict[str, ParamValue] | None = None,
+        sources: dict[str, Source] | None = None,
+        max_rows: int | None = None,
+    ) -> QueryResult:
+        if sources is None:
+            sources = {t.name: TableSource(t.name) for t in catalog.list_tables()}
+        try:
+            athena_sql = render(bind(sql, params or {}, self._tables(sources)), "athena")
+        except sqlglot.errors.SqlglotError as exc:
+            raise QueryEngineError(f"SQL syntax error: {' '.join(str(exc).split())}") from None
+        cursor = self._cursor()
+        stats = self._run(cursor, athena_sql, "query")
+        rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()
+        columns = [d[0] for d in cursor.description or []]
+        return QueryResult(
+            columns, list(rows), stats["query_id"], stats["engine_ms"], stats["bytes_scanned"]
+        )
+
+    def write_partition(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        table: str,
+        partition_key: str,
+        partition_value: str,
+        sql_name: str,
+        params: dict[str, ParamValue],
+        sources: dict[str, Source],
+        stats: dict[str, Any] | None = None,
+    ) -> BuildResult:
+        return self.write_partitions(
+            store,
+            catalog,
+            table,
+            partition_key,
+            exp.Literal.string(partition_value).sql(dialect="athena"),
+            [partition_value],
+            sql_name,
+            params,
+            sources,
+            {partition_value: stats or {}},
+        )[partition_value]
+
+    def write_partitions(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        table: str,
+        partition_key: str,
+        partition_expression: str,
+        partition_values: list[str],
+        sql_name: str,
+        params: dict[str, ParamValue],
+        sources: dict[str, Source],
+        stats: dict[str, dict[str, Any]] | None = None,
+    ) -> dict[str, BuildResult]:
+        validate_identifier(table)
+        validate_identifier(partition_key)
+        tables = self._tables(sources)
+        # The table's schema, planned by DuckDB on empty inputs: the same SQL, no data read.
+        columns = DuckDBEngine().output_columns(store, catalog, sql_name, params, sources)
+        self._ensure_table(catalog, table, partition_key, columns)
+        select = render_file(sql_name, params, "athena", tables)
+        data_columns = [c.name for c in columns if c.name != partition_key]
+        results: dict[str, BuildResult] = {}
+        for start in range(0, len(partition_values), MAX_PARTITIONS_PER_STATEMENT):
+            values = partition_values[start : start + MAX_PARTITIONS_PER_STATEMENT]
+            results |= self._build_batch(
+                store, catalog, table, partition_key, partition_expression, values,
+                select, data_columns, stats or {},
+            )  # fmt: skip
+        return results
+
+    def _ensure_table(
+        self, catalog: Catalog, table: str, partition_key: str, columns: list[Column]
+    ) -> None:
+        key = Column(partition_key, PARTITION_TYPES.get(partition_key, "varchar"))
+        wanted = [c for c in columns if c.name != partition_key] + [key]
+        existing = catalog.get_table(table)
+        if existing is None or existing.columns != wanted:
+            catalog.put_table(Table(table, wanted, partition_key, "parquet", f"tables/{table}/"))
+
+    def _build_batch(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        table: str,
+        partition_key: str,
+        partition_expression: str,
+        values: list[str],
+        select: str,
+        data_columns: list[str],
+        stats: dict[str, dict[str, Any]],
+    ) -> dict[str, BuildResult]:
+        build_id = new_build_id()
+        location = f"tables/{table}/_builds/{build_id}/"
+        what = f"{table} {partition_key}={values[0]}" + (
+            f"..{values[-1]} ({len(values)} partitions)" if len(values) > 1 else ""
+        )
+        if store.list_objects(location, limit=1):
+            raise QueryEngineError(f"CTAS location {store.uri(location)} is not empty ({what})")
+        staging = f"{table}__build_{build_id.replace('-', '_').lower()}"
+        expression = sqlglot.parse_one(partition_expression, read="athena").sql("athena")
+        ctas = (
+            f"CREATE TABLE {self.database_name}.{staging} WITH ("
+            f"format = 'PARQUET', write_compression = 'ZSTD', "
+            f"external_location = '{store.uri(location)}', "
+            f"partitioned_by = ARRAY['{partition_key}']) AS\n"
+            f"SELECT {', '.join(data_columns)}, CAST({expression} AS VARCHAR) AS {partition_key}\n"
+            f"FROM (\n{select}\n) AS build"
+        )
+        cursor = self._cursor()
+        started = time.monotonic()
+        run = self._run(cursor, ctas, f"building {what}")
+        counts = self._run(
+            cursor,
+            f"SELECT {partition_key}, count(*) FROM {self.database_name}.{staging} GROUP BY 1",
+            f"counting {what}",
+        )
+        rows_by_value = {str(v): int(n) for v, n in cursor.fetchall()}
+        self._run(cursor, f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
+        engine_ms = int((time.monotonic() - started) * 1000)
+        results: dict[str, BuildResult] = {}
+        for value in values:
+            folder = f"{location}{partition_key}={value}/"
+            previous = catalog.swap_partition(
+                table,
+                Partition(
+                    value=value,
+                    location=folder,
+                    stats={
+                        **stats.get(value, {}),
+                        "rows": rows_by_value.get(value, 0),
+                        "query_id": run["query_id"],
+                    },
+                ),
+            )
+            if previous is not None and previous.location and previous.location != folder:
+                store.delete_prefix(previous.location)
+            results[value] = BuildResult(
+                table=table,
+                partition=value,
+                location=folder,
+                rows=rows_by_value.get(value, 0),
+                files=[],
+                bytes_written=0,
+                query_id=run["query_id"],
+                engine_ms=engine_ms,
+                sql=ctas,
+                replaced_location=previous.location if previous else None,
+                bytes_scanned=run["bytes_scanned"] + counts["bytes_scanned"],
+                extra={"state": run["state"], "cost_usd": run["cost_usd"] + counts["cost_usd"]},
+            )
+        return results

@@ -1,0 +1,152 @@
+"""The Athena engine against moto's server over real HTTP. moto runs no SQL, so these tests
+check what was sent (read back with ListQueryExecutions): one CTAS into a fresh, empty
+location that parses as Athena SQL and filters to the day, the staging table dropped, and the
+Glue partition swapped to the new folder with the old one deleted."""
+
+import datetime as dt
+import uuid
+
+import boto3
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from purchase_pipeline.resources.athena_engine import AthenaEngine
+from purchase_pipeline.resources.catalog import Column, Partition, Table
+from purchase_pipeline.resources.engine import LandingSource, QueryEngineError, TableSource
+from purchase_pipeline.resources.glue_catalog import GlueCatalog
+from purchase_pipeline.resources.s3_object_store import S3ObjectStore
+from purchase_pipeline_tests.conftest import Moto
+
+DAY = dt.date(2025, 3, 2)
+PURCHASES = Table(
+    name="purchases",
+    columns=[
+        Column("purchase_id", "varchar"),
+        Column("book_id", "varchar"),
+        Column("title", "varchar"),
+        Column("author", "varchar"),
+        Column("genre", "varchar"),
+        Column("user_id", "varchar"),
+        Column("user_country", "varchar"),
+        Column("user_age", "integer"),
+        Column("age_band", "varchar"),
+        Column("purchased_at", "timestamp"),
+        Column("source_key", "varchar"),
+        Column("dt", "date"),
+    ],
+    partition_key="dt",
+    format="parquet",
+    location="tables/purchases/",
+)
+
+
+class Aws:
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.bucket = f"lake-{uuid.uuid4().hex[:10]}"
+        self.database = f"db_{uuid.uuid4().hex[:10]}"
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=self.bucket)
+        boto3.client("glue", endpoint_url=endpoint).create_database(
+            DatabaseInput={"Name": self.database}
+        )
+        self.store = S3ObjectStore(bucket=self.bucket, endpoint_url=endpoint)
+        self.catalog = GlueCatalog(
+            database=self.database, bucket=self.bucket, endpoint_url=endpoint
+        )
+        self.engine = AthenaEngine(
+            database=self.database, bucket=self.bucket, endpoint_url=endpoint,
+            poll_interval_seconds=0.01,
+        )  # fmt: skip
+        self.athena = boto3.client("athena", endpoint_url=endpoint)
+        self.seen: set[str] = set(self.athena.list_query_executions()["QueryExecutionIds"])
+
+    def new_queries(self) -> list[str]:
+        ids = [
+            i for i in self.athena.list_query_executions()["QueryExecutionIds"]
+            if i not in self.seen
+        ]  # fmt: skip
+        self.seen |= set(ids)
+        return [
+            self.athena.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Query"]
+            for i in ids
+        ]
+
+    def build_summary(self) -> object:
+        return self.engine.write_partition(
+            self.store,
+            self.catalog,
+            table="kpi_daily_summary",
+            partition_key="dt",
+            partition_value=DAY.isoformat(),
+            sql_name="kpi_daily_summary",
+            params={"dt": DAY},
+            sources={"purchases": TableSource("purchases", [DAY.isoformat()])},
+        )
+
+
+@pytest.fixture
+def aws(moto_server: Moto) -> Aws:
+    aws = Aws(moto_server.endpoint_url)
+    aws.catalog.put_table(PURCHASES)
+    aws.catalog.swap_partition("purchases", Partition(DAY.isoformat(), "tables/purchases/x/"))
+    return aws
+
+
+def test_a_daily_build_is_one_ctas_into_a_fresh_location_filtered_to_the_day(aws: Aws) -> None:
+    result = aws.build_summary()
+    sent = aws.new_queries()
+    ctas = [q for q in sent if q.startswith("CREATE TABLE")]
+    assert len(ctas) == 1
+    tree = sqlglot.parse_one(ctas[0], read="athena")
+    location = ctas[0].split("external_location = '")[1].split("'")[0]
+    assert location.startswith(f"s3://{aws.bucket}/tables/kpi_daily_summary/_builds/")
+    assert "partitioned_by = ARRAY['dt']" in ctas[0]
+    assert "format = 'PARQUET'" in ctas[0]
+    # It reads the purchases table of the catalog, for exactly that day.
+    tables = {t.sql("athena") for t in tree.find_all(exp.Table)}
+    assert f"{aws.database}.purchases AS purchases" in tables
+    conditions = [w.sql("athena") for w in tree.find_all(exp.Where)]
+    assert any("dt = CAST('2025-03-02' AS DATE)" in c for c in conditions)
+    # The staging table is dropped; the catalog partition points at the new folder.
+    assert any(
+        q.startswith(f"DROP TABLE IF EXISTS {aws.database}.kpi_daily_summary__build_") for q in sent
+    )
+    partition = aws.catalog.get_partition("kpi_daily_summary", "2025-03-02")
+    assert partition is not None and partition.location == result.location
+    assert result.location == location.split(f"s3://{aws.bucket}/")[1] + "dt=2025-03-02/"
+    table = aws.catalog.get_table("kpi_daily_summary")
+    assert table is not None and table.partition_key == "dt"
+    assert [c.name for c in table.columns] == ["purchases", "buyers", "books", "dt"]
+
+
+def test_a_rebuild_targets_a_new_empty_location_and_deletes_the_old_one(aws: Aws) -> None:
+    first = aws.build_summary()
+    aws.store.put_object(first.location + "part-0.parquet", b"old")
+    second = aws.build_summary()
+    assert second.location != first.location
+    assert not aws.store.list_objects(first.location)
+    assert aws.catalog.get_partition("kpi_daily_summary", "2025-03-02").location == (
+        second.location
+    )
+
+
+def test_landing_objects_are_not_read_directly(aws: Aws) -> None:
+    with pytest.raises(QueryEngineError, match="reads catalog tables"):
+        aws.engine.write_partition(
+            aws.store, aws.catalog, "landing_records", "hour", "2025-03-02-10",
+            "landing_records", {}, {"landing_lines": LandingSource(["k"])},
+        )  # fmt: skip
+
+
+def test_a_query_is_sent_as_athena_sql_against_the_database(aws: Aws) -> None:
+    result = aws.engine.query(
+        aws.store, aws.catalog, "SELECT count(*) AS n FROM purchases WHERE dt = :dt",
+        params={"dt": DAY},
+    )  # fmt: skip
+    assert result.query_id
+    sent = aws.new_queries()
+    assert sent == [
+        f"SELECT\n  COUNT(*) AS n\nFROM {aws.database}.purchases AS purchases\n"
+        "WHERE\n  dt = CAST('2025-03-02' AS DATE)"
+    ]
