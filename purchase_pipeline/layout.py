@@ -12,12 +12,20 @@ import re
 import uuid
 from dataclasses import dataclass
 
-_KEY = re.compile(
-    r"(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/(?P<h>\d{2})/"
-    r"(?P<stream>[A-Za-z0-9_.-]+)-(?P<version>\d+)-"
-    r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-"
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?P<gz>\.gz)?"
+# The object name Firehose gives a landing object: <stream>-<version>-<time>-<uuid>[.gz].
+_OBJECT_NAME = (
+    r"[A-Za-z0-9_.-]+-\d+-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:\.gz)?"
 )
+_KEY = re.compile(r"(?P<y>\d{4})/(?P<m>\d{2})/(?P<d>\d{2})/(?P<h>\d{2})/" + _OBJECT_NAME)
+
+
+def key_pattern(raw_prefix: str) -> str:
+    """A regular expression (Java and RE2 alike) for whole landing keys under `raw_prefix`.
+
+    Engines that read a whole hour folder use it to skip objects outside the layout.
+    """
+    return "^" + re.escape(raw_prefix) + r"\d{4}/\d{2}/\d{2}/\d{2}/" + _OBJECT_NAME + "$"
 
 
 @dataclass(frozen=True)
@@ -46,7 +54,7 @@ def parse_landing_key(key: str, raw_prefix: str) -> LandingKey | None:
         )
     except ValueError:
         return None
-    return LandingKey(key=key, arrival_hour=hour, gzip=bool(match["gz"]))
+    return LandingKey(key=key, arrival_hour=hour, gzip=key.endswith(".gz"))
 
 
 def hour_prefix(raw_prefix: str, hour: dt.datetime) -> str:

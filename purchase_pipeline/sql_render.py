@@ -49,17 +49,27 @@ def _literal(value: ParamValue) -> exp.Expression:
 
 
 def bind(
-    sql: str, params: dict[str, ParamValue], tables: dict[str, str] | None = None
+    sql: str,
+    params: dict[str, ParamValue],
+    tables: dict[str, str] | None = None,
+    subqueries: dict[str, exp.Query] | None = None,
 ) -> exp.Expression:
     """Parse Athena SQL, replace `:name` placeholders and map logical table names.
 
     `tables` maps a logical name to a physical `name` or `database.name`; every part is a
-    validated identifier.
+    validated identifier. `subqueries` maps a logical name to a query built by the caller
+    (an engine's view of its inputs), which takes the table's place under its name.
     """
     tree = sqlglot.parse_one(sql, read="athena")
     used: set[str] = set()
 
     def replace(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and subqueries and node.name in subqueries:
+            alias = node.alias or node.name
+            return exp.Subquery(
+                this=subqueries[node.name].copy(),
+                alias=exp.TableAlias(this=exp.to_identifier(alias)),
+            )
         if isinstance(node, exp.Placeholder):
             name = node.name
             if name not in params:
@@ -228,6 +238,7 @@ def render_file(
     params: dict[str, ParamValue],
     dialect: str,
     tables: dict[str, str] | None = None,
+    subqueries: dict[str, exp.Query] | None = None,
 ) -> str:
     """Load, bind and render one SQL file."""
-    return render(bind(load_sql(name), params, tables), dialect)
+    return render(bind(load_sql(name), params, tables, subqueries), dialect)

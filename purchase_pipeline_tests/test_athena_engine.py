@@ -4,6 +4,7 @@ location that parses as Athena SQL and filters to the day, the staging table dro
 Glue partition swapped to the new folder with the old one deleted."""
 
 import datetime as dt
+import re
 import uuid
 
 import boto3
@@ -11,9 +12,10 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from purchase_pipeline.layout import landing_key
 from purchase_pipeline.resources.athena_engine import AthenaEngine
 from purchase_pipeline.resources.catalog import Column, Partition, Table
-from purchase_pipeline.resources.engine import LandingSource, QueryEngineError, TableSource
+from purchase_pipeline.resources.engine import LandingSource, TableSource
 from purchase_pipeline.resources.glue_catalog import GlueCatalog
 from purchase_pipeline.resources.s3_object_store import S3ObjectStore
 from purchase_pipeline_tests.conftest import Moto
@@ -131,14 +133,6 @@ def test_a_rebuild_targets_a_new_empty_location_and_deletes_the_old_one(aws: Aws
     )
 
 
-def test_landing_objects_are_not_read_directly(aws: Aws) -> None:
-    with pytest.raises(QueryEngineError, match="reads catalog tables"):
-        aws.engine.write_partition(
-            aws.store, aws.catalog, "landing_records", "hour", "2025-03-02-10",
-            "landing_records", {}, {"landing_lines": LandingSource(["k"])},
-        )  # fmt: skip
-
-
 def test_a_query_is_sent_as_athena_sql_against_the_database(aws: Aws) -> None:
     result = aws.engine.query(
         aws.store, aws.catalog, "SELECT count(*) AS n FROM purchases WHERE dt = :dt",
@@ -150,3 +144,30 @@ def test_a_query_is_sent_as_athena_sql_against_the_database(aws: Aws) -> None:
         f"SELECT\n  COUNT(*) AS n\nFROM {aws.database}.purchases AS purchases\n"
         "WHERE\n  dt = CAST('2025-03-02' AS DATE)"
     ]
+
+
+def test_staging_landing_hours_reads_only_those_hours_and_layout_keys(aws: Aws) -> None:
+    hours = ["2025-03-02-10", "2025-03-02-11"]
+    results = aws.engine.write_partitions(
+        aws.store, aws.catalog, "landing_records", "hour",
+        "date_format(arrival_hour, '%Y-%m-%d-%H')", hours, "landing_records", {},
+        {"landing_lines": LandingSource(["unused by Athena"], hours=hours)},
+    )  # fmt: skip
+    assert sorted(results) == hours
+    # The hours were registered on the lines table before the build read them.
+    for hour in hours:
+        partition = aws.catalog.get_partition("landing_text", hour)
+        assert partition is not None
+        assert partition.location == f"firehose/purchases/2025/03/02/{hour[-2:]}/"
+    (ctas,) = [q for q in aws.new_queries() if q.startswith("CREATE TABLE")]
+    tree = sqlglot.parse_one(ctas, read="athena")
+    where = " ".join(w.sql("athena") for w in tree.find_all(exp.Where))
+    assert "hour IN ('2025-03-02-10', '2025-03-02-11')" in where
+    (layout,) = [r.expression.name for r in tree.find_all(exp.RegexpLike) if r.this.name == "$path"]
+    good = landing_key("firehose/purchases/", "s", dt.datetime(2025, 3, 2, 10), True)
+    assert re.match(layout, f"s3://{aws.bucket}/{good}")
+    assert not re.match(layout, f"s3://{aws.bucket}/firehose/purchases/2025/03/02/10/README.txt")
+    assert not re.match(layout, f"s3://other-bucket/{good}")
+    assert "partitioned_by = ARRAY['hour']" in ctas
+    assert "CAST(DATE_FORMAT(arrival_hour, '%Y-%m-%d-%H') AS VARCHAR) AS hour" in ctas
+    assert aws.catalog.get_table("landing_records").partition_key == "hour"

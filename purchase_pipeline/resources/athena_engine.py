@@ -8,6 +8,8 @@ backoff by pyathena; a failed query is not retried and fails with Athena's messa
 id and the partition.
 """
 
+import datetime as dt
+import re
 import time
 from typing import Any
 
@@ -18,7 +20,8 @@ from pyathena.util import RetryConfig
 from pydantic import Field
 from sqlglot import exp
 
-from purchase_pipeline.identifiers import validate_identifier
+from purchase_pipeline.identifiers import validate_identifier, validate_prefix
+from purchase_pipeline.layout import hour_prefix, key_pattern
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
 from purchase_pipeline.resources.engine import (
     BuildResult,
@@ -34,6 +37,7 @@ from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.settings import env, validate_bucket
 from purchase_pipeline.sql_render import ParamValue, bind, render, render_file
 
+LANDING_LINES_TABLE = "landing_text"  # the landing objects as they are, one row per line
 MAX_PARTITIONS_PER_STATEMENT = 100  # Athena's limit for CTAS and INSERT INTO
 USD_PER_TB_SCANNED = 5.0
 # Partition keys and the type the catalog gives them.
@@ -66,6 +70,9 @@ class AthenaEngine(QueryEngine):
     )
     poll_interval_seconds: float = Field(
         default=1.0, description="How often pyathena polls a running query."
+    )
+    raw_prefix: str | None = Field(
+        default=None, description="Landing prefix Firehose writes to; default PURCHASES_RAW_PREFIX."
     )
     throttle_attempts: int = Field(
         default=8,
@@ -108,15 +115,54 @@ class AthenaEngine(QueryEngine):
             "cost_usd": scanned / 1e12 * USD_PER_TB_SCANNED,
         }
 
-    def _tables(self, sources: dict[str, Source]) -> dict[str, str]:
+    def _inputs(
+        self, catalog: Catalog, sources: dict[str, Source]
+    ) -> tuple[dict[str, str], dict[str, exp.Query]]:
+        """Catalog tables by their database name; landing objects as a query over the lines
+        table, limited to their hours and to keys that follow the Firehose layout."""
         tables: dict[str, str] = {}
+        subqueries: dict[str, exp.Query] = {}
         for name, source in sources.items():
-            if not isinstance(source, TableSource):
-                raise QueryEngineError(
-                    f"the Athena engine reads catalog tables; {name} is a {type(source).__name__}"
+            if isinstance(source, TableSource):
+                tables[name] = f"{self.database_name}.{validate_identifier(source.table)}"
+            else:
+                subqueries[name] = self._landing_lines(catalog, source.hours)
+        return tables, subqueries
+
+    def _landing_lines(self, catalog: Catalog, hours: list[str]) -> exp.Query:
+        raw_prefix = validate_prefix(self.raw_prefix or env("PURCHASES_RAW_PREFIX"))
+        if catalog.get_table(LANDING_LINES_TABLE) is None:
+            catalog.put_table(
+                Table(
+                    LANDING_LINES_TABLE,
+                    [Column("line", "string"), Column("hour", "varchar")],
+                    "hour",
+                    "lines",
+                    raw_prefix,
                 )
-            tables[name] = f"{self.database_name}.{validate_identifier(source.table)}"
-        return tables
+            )
+        # Register each hour before reading it, so a build never misses what landed after
+        # the last crawl. Landing data is never deleted: only missing partitions are added.
+        for hour in hours:
+            start = dt.datetime.strptime(hour, "%Y-%m-%d-%H")
+            if catalog.get_partition(LANDING_LINES_TABLE, hour) is None:
+                catalog.swap_partition(
+                    LANDING_LINES_TABLE, Partition(hour, hour_prefix(raw_prefix, start))
+                )
+        in_hours = (
+            "hour IN (" + ", ".join(exp.Literal.string(h).sql("athena") for h in hours) + ")"
+            if hours
+            else "FALSE"
+        )
+        layout = exp.Literal.string(
+            f"^s3://{re.escape(self.bucket_name)}/" + key_pattern(raw_prefix)[1:]
+        ).sql("athena")
+        return sqlglot.parse_one(
+            f"""SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, line """
+            f"FROM {self.database_name}.{LANDING_LINES_TABLE} "
+            f"""WHERE {in_hours} AND regexp_like("$path", {layout})""",
+            read="athena",
+        )
 
     def query(
         self,
@@ -129,8 +175,9 @@ class AthenaEngine(QueryEngine):
     ) -> QueryResult:
         if sources is None:
             sources = {t.name: TableSource(t.name) for t in catalog.list_tables()}
+        tables, subqueries = self._inputs(catalog, sources)
         try:
-            athena_sql = render(bind(sql, params or {}, self._tables(sources)), "athena")
+            athena_sql = render(bind(sql, params or {}, tables, subqueries), "athena")
         except sqlglot.errors.SqlglotError as exc:
             raise QueryEngineError(f"SQL syntax error: {' '.join(str(exc).split())}") from None
         cursor = self._cursor()
@@ -181,11 +228,11 @@ class AthenaEngine(QueryEngine):
     ) -> dict[str, BuildResult]:
         validate_identifier(table)
         validate_identifier(partition_key)
-        tables = self._tables(sources)
+        tables, subqueries = self._inputs(catalog, sources)
         # The table's schema, planned by DuckDB on empty inputs: the same SQL, no data read.
         columns = DuckDBEngine().output_columns(store, catalog, sql_name, params, sources)
         self._ensure_table(catalog, table, partition_key, columns)
-        select = render_file(sql_name, params, "athena", tables)
+        select = render_file(sql_name, params, "athena", tables, subqueries)
         data_columns = [c.name for c in columns if c.name != partition_key]
         results: dict[str, BuildResult] = {}
         for start in range(0, len(partition_values), MAX_PARTITIONS_PER_STATEMENT):

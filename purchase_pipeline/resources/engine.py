@@ -67,9 +67,14 @@ _ATHENA_TO_DUCKDB = {
 
 @dataclass(frozen=True)
 class LandingSource:
-    """Landing objects read as lines: exposed to SQL as (source_key, line)."""
+    """Landing objects read as lines: exposed to SQL as (source_key, line).
+
+    `keys` are the objects (the local engine reads exactly these); `hours` are their arrival
+    hours (`YYYY-MM-DD-HH`), the partitions an engine that reads whole folders reads.
+    """
 
     keys: list[str]
+    hours: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -510,9 +515,11 @@ class DuckDBEngine(QueryEngine):
         con = self._connect()
         try:
             for name, source in sources.items():
-                if not isinstance(source, TableSource):
-                    raise QueryEngineError(f"cannot plan {sql_name} on a {type(source).__name__}")
-                self._create_table_view(con, store, catalog, name, TableSource(source.table, []))
+                if isinstance(source, LandingSource):
+                    self._create_landing_view(con, store, name, [])
+                else:
+                    empty = TableSource(source.table, [])
+                    self._create_table_view(con, store, catalog, name, empty)
             select, _ = template(sql_name, "duckdb")
             described = con.execute(
                 f"DESCRIBE SELECT * FROM ({select})", duckdb_parameters(sql_name, params)

@@ -37,6 +37,16 @@ _JSON = {
     "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
     "SerdeInfo": {"SerializationLibrary": "org.openx.data.jsonserde.JsonSerDe"},
 }
+# Whole lines of text, one column `line`: how Athena reads landing objects as they are.
+_LINES = {
+    "InputFormat": "org.apache.hadoop.mapred.TextInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+    "SerdeInfo": {
+        "SerializationLibrary": "org.apache.hadoop.hive.serde2.RegexSerDe",
+        "Parameters": {"input.regex": "^(.*)$"},
+    },
+}
+_FORMATS = {"parquet": _PARQUET, "json": _JSON, "lines": _LINES}
 _STATS_KEY = "purchase_pipeline.stats"
 
 
@@ -116,7 +126,11 @@ class GlueCatalog(Catalog):
             columns=[Column(c["Name"], c["Type"]) for c in descriptor.get("Columns", [])]
             + [Column(k["Name"], k["Type"]) for k in keys],
             partition_key=keys[0]["Name"] if keys else None,
-            format="json" if "json" in serde.lower() else "parquet",
+            format="lines"
+            if "regex" in serde.lower()
+            else "json"
+            if "json" in serde.lower()
+            else "parquet",
             location=self._key(descriptor.get("Location", "")),
             properties=json.loads(parameters.get("purchase_pipeline.properties", "{}")),
         )
@@ -148,7 +162,7 @@ class GlueCatalog(Catalog):
             "StorageDescriptor": {
                 "Columns": [{"Name": c.name, "Type": c.type} for c in data],
                 "Location": self._s3(table.location),
-                **(_JSON if table.format == "json" else _PARQUET),
+                **_FORMATS[table.format],
             },
         }
         client = self.client()
@@ -209,7 +223,7 @@ class GlueCatalog(Catalog):
                 if c.name != existing.partition_key
             ],
             "Location": self._s3(partition.location),
-            **(_JSON if existing.format == "json" else _PARQUET),
+            **_FORMATS[existing.format],
         }
         partition_input = {
             "Values": [partition.value],
