@@ -107,8 +107,10 @@ def test_a_daily_build_is_one_ctas_into_a_fresh_location_filtered_to_the_day(aws
     assert "format = 'PARQUET'" in ctas[0]
     # It reads the purchases table of the catalog, for exactly that day.
     tables = {t.sql("athena") for t in tree.find_all(exp.Table)}
-    assert f"{aws.database}.purchases AS purchases" in tables
+    assert f"{aws.database}.purchases" in tables
     conditions = [w.sql("athena") for w in tree.find_all(exp.Where)]
+    # Only the day's partition is read (pruned), and the KPI filters to the day.
+    assert any("dt IN (CAST('2025-03-02' AS DATE))" in c for c in conditions)
     assert any("dt = CAST('2025-03-02' AS DATE)" in c for c in conditions)
     # The staging table is dropped; the catalog partition points at the new folder.
     assert any(

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import pytest
 from dagster import AssetKey, DailyPartitionsDefinition, Definitions, HourlyPartitionsDefinition
 
 from purchase_pipeline.definitions import defs
@@ -98,3 +99,21 @@ def test_every_asset_has_description_group_and_kinds() -> None:
         assert node.description, asset_key
         assert node.group_name and node.group_name != "default", asset_key
         assert node.kinds, asset_key
+
+
+def test_the_aws_target_loads_without_reaching_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from purchase_pipeline.defs.resources import target_resources
+
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("loading the aws target opened a connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    resources = target_resources("aws")
+    assert {type(r).__name__ for r in resources.values()} == {
+        "S3ObjectStore", "GlueCatalog", "GlueCrawler", "AthenaEngine", "AwsFirehose",
+    }  # fmt: skip
+    Definitions.validate_loadable(Definitions(assets=defs.assets, resources=resources))
+    with pytest.raises(ValueError, match="PURCHASES_TARGET must be 'local' or 'aws'"):
+        target_resources("gcp")

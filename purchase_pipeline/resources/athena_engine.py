@@ -123,11 +123,33 @@ class AthenaEngine(QueryEngine):
         tables: dict[str, str] = {}
         subqueries: dict[str, exp.Query] = {}
         for name, source in sources.items():
-            if isinstance(source, TableSource):
+            if isinstance(source, TableSource) and source.partitions is None:
                 tables[name] = f"{self.database_name}.{validate_identifier(source.table)}"
+            elif isinstance(source, TableSource):
+                subqueries[name] = self._table_partitions(catalog, source)
             else:
                 subqueries[name] = self._landing_lines(catalog, source.hours)
         return tables, subqueries
+
+    def _table_partitions(self, catalog: Catalog, source: TableSource) -> exp.Query:
+        """Only the partitions asked for, so Athena scans (and bills) nothing else."""
+        table = catalog.get_table(source.table)
+        if table is None or table.partition_key is None:
+            raise QueryEngineError(f"table {source.table} is not a partitioned catalog table")
+        key = validate_identifier(table.partition_key)
+        key_type = next(c.type for c in table.columns if c.name == key)
+        values = [
+            f"DATE {exp.Literal.string(dt.date.fromisoformat(v).isoformat()).sql('athena')}"
+            if key_type == "date"
+            else exp.Literal.string(v).sql("athena")
+            for v in source.partitions or []
+        ]
+        condition = f"{key} IN ({', '.join(values)})" if values else "FALSE"
+        return sqlglot.parse_one(
+            f"SELECT * FROM {self.database_name}.{validate_identifier(source.table)} "
+            f"WHERE {condition}",
+            read="athena",
+        )
 
     def _landing_lines(self, catalog: Catalog, hours: list[str]) -> exp.Query:
         raw_prefix = validate_prefix(self.raw_prefix or env("PURCHASES_RAW_PREFIX"))
