@@ -258,6 +258,33 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bootstrap ------------------------------------------------------------------------------
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from purchase_pipeline.bootstrap import BootstrapConfig, BootstrapError, run
+
+    settings = Settings.from_env()
+    config = BootstrapConfig(
+        create_bucket=args.create_bucket,
+        firehose_role_arn=args.firehose_role_arn or os.environ.get("PURCHASES_FIREHOSE_ROLE_ARN"),
+        crawler_role_arn=args.crawler_role_arn or os.environ.get("PURCHASES_CRAWLER_ROLE_ARN"),
+    )
+    try:
+        steps = run(
+            settings, config, args.dry_run, Path(args.policy_out) if args.policy_out else None
+        )
+    except BootstrapError as exc:
+        raise CliError(str(exc)) from None
+    for step in steps:
+        _out(f"{step.service} {step.name}: {step.outcome}")
+    if not args.dry_run:
+        _out(f"IAM policy written to {args.policy_out or 'docs/iam-policy.json'}")
+    return 0
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 
@@ -328,6 +355,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format (default table)",
     )
     sql.set_defaults(func=cmd_sql)
+
+    boot = commands.add_parser(
+        "bootstrap",
+        help="create what the aws target needs (idempotent)",
+        description="Create the Glue database, the raw table, its crawler and the Firehose "
+        "delivery stream (and the bucket with --create-bucket); existing ones are left as they "
+        "are. Example: purchase-pipeline bootstrap --dry-run",
+    )
+    boot.add_argument("--dry-run", action="store_true", help="only say what would be created")
+    boot.add_argument("--create-bucket", action="store_true", help="also create the bucket")
+    boot.add_argument(
+        "--firehose-role-arn",
+        help="role Firehose writes to S3 with (or PURCHASES_FIREHOSE_ROLE_ARN)",
+    )
+    boot.add_argument(
+        "--crawler-role-arn", help="role the Glue crawler runs as (or PURCHASES_CRAWLER_ROLE_ARN)"
+    )
+    boot.add_argument(
+        "--policy-out", help="where to write the IAM policy (default docs/iam-policy.json)"
+    )
+    boot.set_defaults(func=cmd_bootstrap)
     return parser
 
 
