@@ -175,10 +175,17 @@ def _run_range(instance: Any, job_name: str, start: str | None, end: str | None)
     if not ok:
         for event in result.all_events:
             if event.is_step_failure:
-                error = event.step_failure_data.error
-                message = error.message.strip().splitlines()[-1] if error else "failed"
-                _err(f"  {event.step_key}: {message}")
+                _err(f"  {event.step_key}: {_root_cause(event.step_failure_data.error)}")
     return ok
+
+
+def _root_cause(error: Any) -> str:
+    """The innermost error of Dagster's chain: the one that names the key or the query."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    if error is None:
+        return "failed"
+    return " ".join(error.message.split())
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
@@ -199,10 +206,14 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             f"no partitions for {first}..{last}: partitions start at "
             f"{daily_partitions.start:%Y-%m-%d} (PURCHASES_START_DATE) and end today"
         )
-    ok = _run_range(instance, "landing_job", in_range[0], in_range[-1])
-    ok = _run_range(instance, "crawl_job", None, None) and ok
-    ok = ok and _run_range(instance, "daily_job", days[0], days[-1])
-    return 0 if ok else 1
+    landed = _run_range(instance, "landing_job", in_range[0], in_range[-1])
+    # The crawler is a side branch: a failed crawl does not hold up the tables.
+    crawled = _run_range(instance, "crawl_job", None, None)
+    if not landed:
+        _err("daily_job: skipped, because the landing hours did not all build")
+        return 1
+    built = _run_range(instance, "daily_job", days[0], days[-1])
+    return 0 if crawled and built else 1
 
 
 # --- sql ------------------------------------------------------------------------------------

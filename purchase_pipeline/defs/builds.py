@@ -142,16 +142,26 @@ def report_partitions(
     if len(reports) == 1:
         _, result, extra = reports[0]
         return MaterializeResult(metadata={**build_metadata(result), **extra})
-    summary_columns = ["partition", "rows", "query_id"]
-    summary = [(key, r.rows, r.query_id) for key, r, _ in reports]
+    # A ranged run's metadata is attached to every partition of the range, so it says so:
+    # range totals, and one row per partition with what that partition reported.
+    numbers = [
+        name
+        for name, value in reports[0][2].items()
+        if isinstance(value, (int, float)) or getattr(value, "value", None).__class__ is int
+    ]
+    summary_columns = ["partition", "rows", *numbers, "query_id"]
+    summary = [
+        (key, r.rows, *(getattr(extra[n], "value", extra[n]) for n in numbers), r.query_id)
+        for key, r, extra in reports
+    ]
     # Partitions built by one query share its time: count each query once.
     engine_ms = {r.query_id: r.engine_ms for _, r, _ in reports}
     return MaterializeResult(
         metadata={
-            "partitions": MetadataValue.int(len(reports)),
-            "rows": MetadataValue.int(sum(r.rows for _, r, _ in reports)),
-            "queries": MetadataValue.int(len(engine_ms)),
+            "range_partitions": MetadataValue.int(len(reports)),
+            "range_rows": MetadataValue.int(sum(r.rows for _, r, _ in reports)),
+            "range_queries": MetadataValue.int(len(engine_ms)),
             "by_partition": MetadataValue.md(markdown_table(summary_columns, summary)),
-            "engine_time_ms": MetadataValue.int(sum(engine_ms.values())),
+            "range_engine_time_ms": MetadataValue.int(sum(engine_ms.values())),
         }
     )

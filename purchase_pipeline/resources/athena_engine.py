@@ -32,6 +32,7 @@ from purchase_pipeline.resources.engine import (
     Source,
     TableSource,
     new_build_id,
+    parse_query,
 )
 from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.settings import env, validate_bucket
@@ -197,11 +198,9 @@ class AthenaEngine(QueryEngine):
     ) -> QueryResult:
         if sources is None:
             sources = {t.name: TableSource(t.name) for t in catalog.list_tables()}
+        parse_query(sql, params)  # one read-only query, or a clear error
         tables, subqueries = self._inputs(catalog, sources)
-        try:
-            athena_sql = render(bind(sql, params or {}, tables, subqueries), "athena")
-        except sqlglot.errors.SqlglotError as exc:
-            raise QueryEngineError(f"SQL syntax error: {' '.join(str(exc).split())}") from None
+        athena_sql = render(bind(sql, params or {}, tables, subqueries), "athena")
         cursor = self._cursor()
         stats = self._run(cursor, athena_sql, "query")
         rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()

@@ -23,7 +23,7 @@ from sqlglot import exp
 
 from purchase_pipeline.identifiers import validate_identifier
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
-from purchase_pipeline.resources.object_store import ObjectStore
+from purchase_pipeline.resources.object_store import LocalObjectStore, ObjectStore
 from purchase_pipeline.sql_render import (
     DUCKDB_MACROS,
     ParamValue,
@@ -171,6 +171,19 @@ class QueryEngine(ConfigurableResource):
         max_rows: int | None = None,
     ) -> QueryResult:
         raise NotImplementedError
+
+
+def parse_query(sql: str, params: dict[str, ParamValue] | None = None) -> exp.Expression:
+    """One read-only query (SELECT, WITH, UNION ...) in Athena SQL, its parameters bound."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
+        if len(statements) != 1 or not isinstance(statements[0], exp.Query):
+            raise QueryEngineError("only one SELECT query can be run")
+        return bind(sql, params or {})
+    except sqlglot.errors.ParseError as exc:
+        raise QueryEngineError(f"SQL syntax error: {exc.errors[0]['description']}") from None
+    except sqlglot.errors.SqlglotError as exc:
+        raise QueryEngineError(f"SQL syntax error: {' '.join(str(exc).split())}") from None
 
 
 def new_build_id() -> str:
@@ -334,16 +347,15 @@ class DuckDBEngine(QueryEngine):
         query_id = f"duckdb-{uuid.uuid4()}"
         if sources is None:
             sources = {t.name: TableSource(t.name) for t in catalog.list_tables()}
-        try:
-            tree = bind(sql, params or {})
-        except sqlglot.errors.ParseError as exc:
-            raise QueryEngineError(f"SQL syntax error: {exc.errors[0]['description']}") from None
-        except sqlglot.errors.SqlglotError as exc:
-            raise QueryEngineError(f"SQL syntax error: {' '.join(str(exc).split())}") from None
+        tree = parse_query(sql, params)
         started = time.monotonic()
         con = self._connect()
         try:
             self._create_views(con, store, catalog, sources)
+            # The query may read the views and nothing else: no other file, no writes.
+            if isinstance(store, LocalObjectStore):
+                con.execute(f"SET allowed_directories = [{_string(str(store.root) + '/')}]")
+            con.execute("SET enable_external_access = false")
             cursor = con.execute(render(tree, "duckdb"))
             columns = [d[0] for d in cursor.description or []]
             rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()
@@ -447,7 +459,8 @@ class DuckDBEngine(QueryEngine):
         except duckdb.Error as exc:
             store.delete_prefix(batch)
             raise QueryEngineError(f"query {query_id} building {what} failed: {exc}") from None
-        except QueryEngineError:
+        except BaseException:
+            # Whatever stopped the build, its half-written output must not stay behind.
             store.delete_prefix(batch)
             raise
         finally:
