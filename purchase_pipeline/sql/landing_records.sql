@@ -14,11 +14,13 @@
 -- 3. A group that is still not one object is cut after every '}' and read like a parser:
 --    a record ends where the brace depth outside strings is back at zero. From the first text
 --    that is not an object, the rest of the line is one malformed record.
+-- Line numbers are deterministic (identical lines are interchangeable), because an engine
+-- may evaluate a CTE once per reference (Trino does) and every reference must agree.
 WITH lines AS (
     SELECT
         source_key,
         line,
-        row_number() OVER () AS line_no
+        row_number() OVER (ORDER BY source_key, line) AS line_no
     FROM landing_lines
 ),
 
