@@ -154,8 +154,10 @@ def _instance() -> Any:
 def _run_range(instance: Any, job_name: str, start: str | None, end: str | None) -> bool:
     from dagster import DagsterRunStatus
 
-    from purchase_pipeline.definitions import defs
+    from purchase_pipeline.definitions import build_definitions
 
+    # Built now, not at import: the target is whatever PURCHASES_TARGET says at this call.
+    defs = build_definitions()
     tags = {}
     if start is not None and end is not None:
         tags = {

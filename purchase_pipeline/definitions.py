@@ -19,16 +19,22 @@ daily_job = define_asset_job(
     selection=AssetSelection.assets(purchases, purchases_rejected, kpi_dashboard, *kpi_assets),
 )
 
-defs = Definitions(
-    assets=[
-        firehose_stream,
-        landing_purchases,
-        purchases_raw,
-        purchases,
-        purchases_rejected,
-        *kpi_assets,
-        kpi_dashboard,
-    ],
-    jobs=[landing_job, crawl_job, daily_job],
-    resources=target_resources(),
-)
+
+def build_definitions(target: str | None = None) -> Definitions:
+    """The Definitions with the resources of `target` (default: PURCHASES_TARGET now)."""
+    return Definitions(
+        assets=[
+            firehose_stream,
+            landing_purchases,
+            purchases_raw,
+            purchases,
+            purchases_rejected,
+            *kpi_assets,
+            kpi_dashboard,
+        ],
+        jobs=[landing_job, crawl_job, daily_job],
+        resources=target_resources(target),
+    )
+
+
+defs = build_definitions()

@@ -78,7 +78,9 @@ def _stage_batch(
         params={},
         # An empty object holds no records (and an empty `.gz` is not even a gzip stream).
         sources={
-            "landing_lines": LandingSource([o.key for v in values for o in landed[v] if o.size > 0])
+            "landing_lines": LandingSource(
+                [o.key for v in values for o in landed[v] if o.size > 0], hours=values
+            )
         },
         stats={
             v: {"objects": len(landed[v]), "landed_bytes": sum(o.size for o in landed[v])}

@@ -1,0 +1,98 @@
+"""The aws target end to end against moto's server over real HTTP: bootstrap, publish through
+Firehose, and a whole `purchase-pipeline materialize` of one day. moto executes no SQL, so the
+test checks what was sent to Athena and registered in Glue, and what Dagster recorded."""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import requests
+import sqlglot
+from dagster import AssetKey, DagsterInstance
+
+from purchase_pipeline.cli import main as cli_main
+from purchase_pipeline_tests.conftest import Moto
+
+DAY = "2025-03-01"
+
+
+def _query_ids(athena: object) -> set[str]:
+    pages = athena.get_paginator("list_query_executions").paginate()  # type: ignore[attr-defined]
+    return {i for page in pages for i in page["QueryExecutionIds"]}
+
+
+@pytest.fixture
+def aws_env(moto_server: Moto, tmp_path: Path) -> Iterator[dict[str, str]]:
+    requests.post(
+        f"{moto_server.endpoint_url}/moto-api/state-manager/set-transition",
+        json={"model_name": "glue::crawl", "transition": {"progression": "immediate"}},
+        timeout=10,
+    ).raise_for_status()
+    saved = dict(os.environ)
+    names = {
+        "PURCHASES_TARGET": "aws",
+        "AWS_ENDPOINT_URL": moto_server.endpoint_url,
+        "PURCHASES_BUCKET": f"e2e-{uuid.uuid4().hex[:10]}",
+        "PURCHASES_DATABASE": f"e2e_{uuid.uuid4().hex[:10]}",
+        "PURCHASES_STREAM": f"stream-{uuid.uuid4().hex[:8]}",
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    os.environ.update(names)
+    try:
+        yield names
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_bootstrap_simulate_and_materialize_a_day_on_aws(
+    aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    endpoint = aws_env["AWS_ENDPOINT_URL"]
+    athena = boto3.client("athena", endpoint_url=endpoint)
+    before = _query_ids(athena)
+    roles = [
+        "--firehose-role-arn", "arn:aws:iam::123456789012:role/firehose",
+        "--crawler-role-arn", "arn:aws:iam::123456789012:role/crawler",
+    ]  # fmt: skip
+    assert (
+        cli_main(["bootstrap", "--create-bucket", *roles, "--policy-out", str(tmp_path / "p")]) == 0
+    )
+    assert cli_main(["simulate", "--start", DAY, "--end", DAY, "--events-per-day", "300"]) == 0
+
+    # Firehose (moto) delivered the records to S3 under the hourly layout.
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    landed = s3.list_objects_v2(Bucket=aws_env["PURCHASES_BUCKET"], Prefix="firehose/purchases/")
+    assert landed["KeyCount"] > 0
+
+    assert cli_main(["materialize", "--start", DAY, "--end", DAY]) == 0
+
+    sent = [
+        athena.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Query"]
+        for i in _query_ids(athena) - before
+    ]
+    ctas = [q for q in sent if q.startswith("CREATE TABLE")]
+    for statement in sent:
+        sqlglot.parse_one(statement, read="athena")  # everything sent is Athena SQL
+    built = {q.split(".", 1)[1].split("__build_")[0] for q in ctas}
+    assert built >= {"landing_records", "purchases", "purchases_rejected", "kpi_daily_summary"}
+    locations = [q.split("external_location = '")[1].split("'")[0] for q in ctas]
+    assert len(set(locations)) == len(locations)
+    assert all(loc.startswith(f"s3://{aws_env['PURCHASES_BUCKET']}/tables/") for loc in locations)
+
+    glue = boto3.client("glue", endpoint_url=endpoint)
+    database = aws_env["PURCHASES_DATABASE"]
+    tables = [t["Name"] for t in glue.get_tables(DatabaseName=database)["TableList"]]
+    hours = glue.get_partitions(DatabaseName=database, TableName="landing_text")["Partitions"]
+    assert len(hours) == 48, tables  # the day and the next one, for late arrivals
+    for table in ("purchases", "purchases_rejected", "kpi_daily_summary", "kpi_top_books_daily"):
+        partitions = glue.get_partitions(DatabaseName=database, TableName=table)["Partitions"]
+        assert [p["Values"] for p in partitions] == [[DAY]], table
+
+    instance = DagsterInstance.get()
+    for key in (["warehouse", "purchases"], ["kpi", "daily_summary"], ["report", "kpi_dashboard"]):
+        event = instance.get_latest_materialization_event(AssetKey(key))
+        assert event is not None and event.asset_materialization.partition == DAY
