@@ -15,7 +15,7 @@ from sqlglot import exp
 from purchase_pipeline.layout import landing_key
 from purchase_pipeline.resources.athena_engine import AthenaEngine
 from purchase_pipeline.resources.catalog import Column, Partition, Table
-from purchase_pipeline.resources.engine import LandingSource, TableSource
+from purchase_pipeline.resources.engine import LandingSource, QueryEngineError, TableSource
 from purchase_pipeline.resources.glue_catalog import GlueCatalog
 from purchase_pipeline.resources.s3_object_store import S3ObjectStore
 from purchase_pipeline_tests.conftest import Moto
@@ -173,3 +173,59 @@ def test_staging_landing_hours_reads_only_those_hours_and_layout_keys(aws: Aws) 
     assert "partitioned_by = ARRAY['hour']" in ctas
     assert "CAST(DATE_FORMAT(arrival_hour, '%Y-%m-%d-%H') AS VARCHAR) AS hour" in ctas
     assert aws.catalog.get_table("landing_records").partition_key == "hour"
+
+
+class _FailingCursor:
+    """A cursor whose query fails in Athena the way pyathena reports it."""
+
+    def __init__(self, message: str) -> None:
+        self.message, self.executed, self.query_id = message, [], None
+
+    def execute(self, sql: str) -> None:
+        from pyathena.error import OperationalError
+
+        self.executed.append(sql)
+        self.query_id = "q-0123"
+        raise OperationalError(self.message)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "HIVE_TOO_MANY_OPEN_PARTITIONS: Exceeded limit of 100 open writers for partitions",
+        "SYNTAX_ERROR: line 1:8: Column 'nope' cannot be resolved",
+    ],
+)
+def test_a_failed_query_is_not_retried_and_names_query_partition_and_reason(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, message: str
+) -> None:
+    cursor = _FailingCursor(message)
+    monkeypatch.setattr(AthenaEngine, "_cursor", lambda self: cursor)
+    with pytest.raises(QueryEngineError) as caught:
+        aws.build_summary()
+    text = str(caught.value)
+    assert "q-0123" in text and "kpi_daily_summary dt=2025-03-02" in text
+    assert message.split(":")[0] in text
+    assert len(cursor.executed) == 1  # only throttling is retried, by pyathena, below this
+    assert aws.catalog.get_partition("kpi_daily_summary", "2025-03-02") is None
+
+
+def test_throttling_is_retried_with_backoff_by_pyathena(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import purchase_pipeline.resources.athena_engine as athena_engine
+
+    seen: dict[str, object] = {}
+
+    def capture(**kwargs: object) -> object:
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(athena_engine, "connect", capture)
+    monkeypatch.setenv("PURCHASES_ATHENA_WORKGROUP", "analytics")
+    with pytest.raises(RuntimeError, match="stop here"):
+        AthenaEngine(throttle_attempts=5)._cursor()
+    retry = seen["retry_config"]
+    assert set(retry.exceptions) == {"ThrottlingException", "TooManyRequestsException"}
+    assert retry.attempt == 5 and retry.exponential_base == 2
+    assert seen["work_group"] == "analytics"

@@ -116,7 +116,8 @@ def daily_table_asset(
 
 
 def build_metadata(result: BuildResult) -> dict[str, Any]:
-    return {
+    """What every partition build reports; Athena adds its state, bytes scanned and cost."""
+    metadata: dict[str, Any] = {
         "rows": MetadataValue.int(result.rows),
         "location": MetadataValue.path(result.location),
         "bytes_written": MetadataValue.int(result.bytes_written),
@@ -124,6 +125,15 @@ def build_metadata(result: BuildResult) -> dict[str, Any]:
         "engine_time_ms": MetadataValue.int(result.engine_ms),
         "sql": MetadataValue.md(f"```sql\n{result.sql}\n```"),
     }
+    if result.replaced_location:
+        metadata["replaced_location"] = MetadataValue.path(result.replaced_location)
+    if result.bytes_scanned is not None:
+        metadata["bytes_scanned"] = MetadataValue.int(result.bytes_scanned)
+    if "state" in result.extra:
+        metadata["state"] = MetadataValue.text(str(result.extra["state"]))
+    if "cost_usd" in result.extra:
+        metadata["cost_usd"] = MetadataValue.float(float(result.extra["cost_usd"]))
+    return metadata
 
 
 def build_partitions(

@@ -9,6 +9,7 @@ id and the partition.
 """
 
 import datetime as dt
+import os
 import re
 import time
 from typing import Any
@@ -54,10 +55,15 @@ class AthenaEngine(QueryEngine):
     bucket: str | None = Field(
         default=None, description="Bucket the tables live in; default PURCHASES_BUCKET."
     )
-    workgroup: str = Field(default="primary", description="Athena workgroup queries run in.")
+    workgroup: str | None = Field(
+        default=None,
+        description="Athena workgroup queries run in; default PURCHASES_ATHENA_WORKGROUP or "
+        "'primary'.",
+    )
     results_location: str | None = Field(
         default=None,
-        description="S3 location for query results; default s3://<bucket>/athena-results/.",
+        description="S3 location for query results; default PURCHASES_ATHENA_RESULTS or "
+        "s3://<bucket>/athena-results/.",
     )
     region_name: str | None = Field(
         default=None, description="AWS region; default from the AWS config (AWS_REGION)."
@@ -89,10 +95,15 @@ class AthenaEngine(QueryEngine):
         return validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
 
     def _cursor(self) -> Any:
+        results = (
+            self.results_location
+            or os.environ.get("PURCHASES_ATHENA_RESULTS")
+            or f"s3://{self.bucket_name}/athena-results/"
+        )
         return connect(
-            s3_staging_dir=self.results_location or f"s3://{self.bucket_name}/athena-results/",
+            s3_staging_dir=results,
             region_name=self.region_name,
-            work_group=self.workgroup,
+            work_group=self.workgroup or os.environ.get("PURCHASES_ATHENA_WORKGROUP") or "primary",
             schema_name=self.database_name,
             profile_name=self.profile_name,
             poll_interval=self.poll_interval_seconds,
