@@ -229,3 +229,34 @@ def test_throttling_is_retried_with_backoff_by_pyathena(
     assert set(retry.exceptions) == {"ThrottlingException", "TooManyRequestsException"}
     assert retry.attempt == 5 and retry.exponential_base == 2
     assert seen["work_group"] == "analytics"
+
+
+def test_a_throttled_start_is_retried_until_athena_takes_the_query(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import ClientError
+
+    real_cursor = AthenaEngine._cursor
+    calls: list[str] = []
+
+    def throttled_cursor(self: AthenaEngine) -> object:
+        cursor = real_cursor(self)
+        client = cursor.connection.client
+        start = client.start_query_execution
+
+        def start_query_execution(**kwargs: object) -> object:
+            calls.append("start")
+            if len(calls) <= 2:
+                raise ClientError(
+                    {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
+                    "StartQueryExecution",
+                )
+            return start(**kwargs)
+
+        monkeypatch.setattr(client, "start_query_execution", start_query_execution)
+        return cursor
+
+    monkeypatch.setattr(AthenaEngine, "_cursor", throttled_cursor)
+    result = aws.engine.query(aws.store, aws.catalog, "SELECT 1 AS one", sources={})
+    assert calls == ["start", "start", "start"]
+    assert result.query_id

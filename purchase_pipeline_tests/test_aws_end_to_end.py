@@ -99,9 +99,7 @@ def test_bootstrap_simulate_and_materialize_a_day_on_aws(
 
     # The landing asset found Firehose's objects in S3 and kept what it read with each hour.
     staged = glue.get_partitions(DatabaseName=database, TableName="landing_records")["Partitions"]
-    objects = sum(
-        json.loads(p["Parameters"]["purchase_pipeline.stats"])["objects"] for p in staged
-    )
+    objects = sum(json.loads(p["Parameters"]["purchase_pipeline.stats"])["objects"] for p in staged)
     assert objects == landed["KeyCount"]
 
     instance = DagsterInstance.get()
