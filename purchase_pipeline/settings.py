@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,8 +77,6 @@ class Settings:
 
 def validate_bucket(bucket: str) -> str:
     """S3 bucket naming rules (the subset that also makes a safe folder name)."""
-    import re
-
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or ".." in bucket:
         raise ValueError(f"invalid bucket name {bucket!r}: use 3-63 of a-z, 0-9, '.', '-'")
     return bucket
@@ -85,8 +84,6 @@ def validate_bucket(bucket: str) -> str:
 
 def validate_stream(stream: str) -> str:
     """Firehose delivery stream names: 1-64 of a-z, A-Z, 0-9, '_', '.', '-'."""
-    import re
-
     if not re.fullmatch(r"[a-zA-Z0-9_.-]{1,64}", stream):
         raise ValueError(f"invalid Firehose stream name {stream!r}")
     return stream

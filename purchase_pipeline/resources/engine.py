@@ -13,7 +13,9 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import duckdb
 import sqlglot
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 # DuckDB sizes it at 16x the line limit and runs out of memory.
 MAX_LINE_BYTES = 128 * 1024 * 1024
 READ_BUFFER_BYTES = MAX_LINE_BYTES + 1024 * 1024
+
+# The year/month/day/hour folders of a landing key: the raw table's partition columns.
+_HOUR_FOLDERS = r"(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]*$"
 
 _DUCKDB_TO_ATHENA = {
     "VARCHAR": "varchar",
@@ -327,10 +332,11 @@ class DuckDBEngine(QueryEngine):
         )
         con.execute(
             f"CREATE TEMP VIEW {name} AS SELECT {select}, "
-            "regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\d{2})/[^/]*$', 1) AS year, "
-            "regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\d{2})/[^/]*$', 2) AS month, "
-            "regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\d{2})/[^/]*$', 3) AS day, "
-            "regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\d{2})/[^/]*$', 4) AS hour "
+            + ", ".join(
+                f"regexp_extract(filename, {_string(_HOUR_FOLDERS)}, {i}) AS {column}"
+                for i, column in enumerate(("year", "month", "day", "hour"), start=1)
+            )
+            + " "
             f"FROM read_json([{paths}], columns={{{spec}}}, format='newline_delimited', "
             "ignore_errors=true, filename=true, maximum_object_size=134217728)"
         )
@@ -568,14 +574,10 @@ def _span(values: list[str]) -> str:
 
 def _quote(value: str) -> str:
     """How DuckDB names a Hive partition folder for a value."""
-    from urllib.parse import quote
-
     return quote(value, safe="-_.")
 
 
 def _unquote(folder_value: str) -> str:
-    from urllib.parse import unquote
-
     return unquote(folder_value)
 
 
@@ -586,6 +588,4 @@ def _with_parameters(sql: str, params: dict[str, ParamValue]) -> str:
 
 
 def _ensure_parent(path: str) -> None:
-    from pathlib import Path
-
     Path(path).parent.mkdir(parents=True, exist_ok=True)
