@@ -9,6 +9,7 @@ from purchase_pipeline.defs.kpi import kpi_assets
 from purchase_pipeline.defs.landing import firehose_stream, landing_purchases
 from purchase_pipeline.defs.report import kpi_dashboard
 from purchase_pipeline.defs.resources import target_resources
+from purchase_pipeline.defs.sensors import firehose_landing_sensor
 from purchase_pipeline.defs.warehouse import purchases, purchases_rejected
 
 # One job per partitioning, so a range of partitions runs as one run per job.
@@ -33,6 +34,7 @@ def build_definitions(target: str | None = None) -> Definitions:
             kpi_dashboard,
         ],
         jobs=[landing_job, crawl_job, daily_job],
+        sensors=[firehose_landing_sensor],
         resources=target_resources(target),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,10 @@ class ObjectStore(ConfigurableResource):
         self, prefix: str, start_after: str | None = None, limit: int | None = None
     ) -> list[ObjectInfo]:
         raise NotImplementedError
+
+    def iter_objects(self, prefix: str, start_after: str | None = None) -> Iterator[ObjectInfo]:
+        """Objects under `prefix` after `start_after`, in key order, read lazily."""
+        yield from self.list_objects(prefix, start_after)
 
     def put_object(self, key: str, body: bytes) -> None:
         raise NotImplementedError

@@ -1,0 +1,110 @@
+"""`firehose_landing_sensor` cursor semantics, with Dagster's `build_sensor_context`: first
+tick, nothing new, new objects, a late object in an hour already handled, a bounded tick, a
+restart from the stored cursor, and one ListObjectsV2 call per idle tick on S3."""
+
+import datetime as dt
+import uuid
+
+import boto3
+import pytest
+from dagster import DagsterInstance, SensorResult, build_sensor_context
+
+import purchase_pipeline.defs.sensors as sensors
+from purchase_pipeline.defs.sensors import LandingCursor, evaluate, firehose_landing_sensor
+from purchase_pipeline.layout import landing_key
+from purchase_pipeline.resources.s3_object_store import S3ObjectStore
+from purchase_pipeline_tests.conftest import Lake, Moto
+
+PREFIX = "firehose/purchases/"
+NOW = dt.datetime(2025, 3, 2, 12, 30, tzinfo=dt.UTC)
+
+
+def land(lake_or_store: object, hour: int, minute: int, n: int) -> str:
+    written = dt.datetime(2025, 3, 2, hour, minute, tzinfo=dt.UTC)
+    key = landing_key(PREFIX, "s", written, True, uuid.UUID(int=n, version=4))
+    lake_or_store.put_object(key, b"{}")  # type: ignore[attr-defined]
+    return key
+
+
+def tick(lake: Lake, cursor: str | None) -> SensorResult:
+    context = build_sensor_context(
+        cursor=cursor,
+        resources={"object_store": lake.resources["object_store"]},
+        instance=DagsterInstance.ephemeral(),
+    )
+    result = firehose_landing_sensor(context)
+    assert isinstance(result, SensorResult)
+    return result
+
+
+def hours(result: SensorResult) -> list[str]:
+    return [r.partition_key for r in result.run_requests or []]
+
+
+def test_ticks_request_each_hour_with_new_objects_once(lake: Lake) -> None:
+    store = lake.resources["object_store"]
+    now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    # First tick on an empty lake: nothing to do, a cursor all the same.
+    first = tick(lake, None)
+    assert hours(first) == []
+    h1 = now - dt.timedelta(hours=1)
+    for minute, n in ((5, 1), (20, 2)):
+        store.put_object(
+            landing_key(PREFIX, "s", h1.replace(minute=minute), True, uuid.UUID(int=n, version=4)),
+            b"{}",
+        )
+    store.put_object(landing_key(PREFIX, "s", now, False, uuid.UUID(int=3, version=4)), b"{}")
+    store.put_object(f"{PREFIX}{now:%Y/%m/%d/%H}/README.txt", b"not data")
+    second = tick(lake, first.cursor)
+    assert hours(second) == [f"{h1:%Y-%m-%d-%H}:00", f"{now:%Y-%m-%d-%H}:00"]
+    # Nothing new: no request. The same tick retried gives the same run keys.
+    assert hours(tick(lake, second.cursor)) == []
+    again = tick(lake, first.cursor)
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in second.run_requests]
+    # A late object filed under the earlier hour re-triggers that hour only.
+    store.put_object(
+        landing_key(PREFIX, "s", h1.replace(minute=59), True, uuid.UUID(int=4, version=4)), b"{}"
+    )
+    late = tick(lake, second.cursor)
+    assert hours(late) == [f"{h1:%Y-%m-%d-%H}:00"]
+    # A restart is just a tick from the stored cursor: nothing is requested twice.
+    assert hours(tick(lake, late.cursor)) == []
+
+
+def test_a_tick_is_bounded_and_continues_on_the_next(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = lake.resources["object_store"]
+    monkeypatch.setattr(sensors, "MAX_OBJECTS_PER_TICK", 3)
+    keys = [land(store, 11, minute, n) for n, minute in enumerate(range(0, 50, 10))]
+    first, cursor = evaluate(store, PREFIX, LandingCursor(), NOW)
+    assert sum(int(r.tags["purchase_pipeline/new_objects"]) for r in first) == 3
+    assert cursor.newest == sorted(keys)[2]
+    second, cursor = evaluate(store, PREFIX, cursor, NOW)
+    assert sum(int(r.tags["purchase_pipeline/new_objects"]) for r in second) == 2
+    third, _ = evaluate(store, PREFIX, cursor, NOW)
+    assert third == []
+
+
+def test_an_idle_tick_is_one_list_call_on_s3(moto_server: Moto) -> None:
+    bucket = f"sensor-{uuid.uuid4().hex[:10]}"
+    client = boto3.client("s3", endpoint_url=moto_server.endpoint_url)
+    client.create_bucket(Bucket=bucket)
+    store = S3ObjectStore(bucket=bucket, endpoint_url=moto_server.endpoint_url)
+    # 1,500 older objects (days of history) and a few in the last hours.
+    for n in range(1500):
+        written = dt.datetime(2025, 2, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=10 * n)
+        key = landing_key(PREFIX, "s", written, True, uuid.UUID(int=n + 1, version=4))
+        client.put_object(Bucket=bucket, Key=key, Body=b"{}")
+    for minute in (0, 15):
+        land(store, 12, minute, 10_000 + minute)
+    calls: list[dict] = []
+    store.client().meta.events.register(
+        "before-parameter-build.s3.ListObjectsV2", lambda params, **_: calls.append(dict(params))
+    )
+    _, cursor = evaluate(store, PREFIX, LandingCursor(), NOW)
+    calls.clear()
+    requests, _ = evaluate(store, PREFIX, cursor, NOW)
+    assert requests == []
+    assert len(calls) == 1
+    assert calls[0]["StartAfter"] == f"{PREFIX}2025/03/02/10/"
