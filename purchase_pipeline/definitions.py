@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import Definitions
 
 from purchase_pipeline.defs.catalog import purchases_raw
+from purchase_pipeline.defs.jobs import crawl_job, daily_job, landing_job
 from purchase_pipeline.defs.kpi import kpi_assets
 from purchase_pipeline.defs.landing import firehose_stream, landing_purchases
 from purchase_pipeline.defs.report import kpi_dashboard
 from purchase_pipeline.defs.resources import target_resources
+from purchase_pipeline.defs.schedules import fresh_days_schedule, settled_days_schedule
 from purchase_pipeline.defs.sensors import firehose_landing_sensor
 from purchase_pipeline.defs.warehouse import purchases, purchases_rejected
-
-# One job per partitioning, so a range of partitions runs as one run per job.
-landing_job = define_asset_job("landing_job", selection=AssetSelection.assets(landing_purchases))
-crawl_job = define_asset_job("crawl_job", selection=AssetSelection.assets(purchases_raw))
-daily_job = define_asset_job(
-    "daily_job",
-    selection=AssetSelection.assets(purchases, purchases_rejected, kpi_dashboard, *kpi_assets),
-)
 
 
 def build_definitions(target: str | None = None) -> Definitions:
@@ -35,6 +29,7 @@ def build_definitions(target: str | None = None) -> Definitions:
         ],
         jobs=[landing_job, crawl_job, daily_job],
         sensors=[firehose_landing_sensor],
+        schedules=[settled_days_schedule, fresh_days_schedule],
         resources=target_resources(target),
     )
 
