@@ -24,9 +24,7 @@ def test_today_and_yesterday_are_kept_fresh_through_the_day() -> None:
     assert [r.partition_key for r in requests] == ["2026-03-02", "2026-03-03"]
     assert len({r.run_key for r in requests}) == 2
     midnight = dt.datetime(2026, 3, 4, 0, 0, tzinfo=dt.UTC)
-    later = fresh_days_schedule(
-        build_schedule_context(scheduled_execution_time=midnight)
-    )
+    later = fresh_days_schedule(build_schedule_context(scheduled_execution_time=midnight))
     assert [r.partition_key for r in later] == ["2026-03-03", "2026-03-04"]
 
 
