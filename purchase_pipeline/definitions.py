@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from purchase_pipeline.defs.automation import automation_sensor
 from purchase_pipeline.defs.catalog import purchases_raw
 from purchase_pipeline.defs.jobs import crawl_job, daily_job, landing_job
 from purchase_pipeline.defs.kpi import kpi_assets
@@ -28,7 +29,7 @@ def build_definitions(target: str | None = None) -> Definitions:
             kpi_dashboard,
         ],
         jobs=[landing_job, crawl_job, daily_job],
-        sensors=[firehose_landing_sensor],
+        sensors=[firehose_landing_sensor, automation_sensor],
         schedules=[settled_days_schedule, fresh_days_schedule],
         resources=target_resources(target),
     )

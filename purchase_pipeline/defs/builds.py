@@ -13,11 +13,13 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     BackfillPolicy,
+    FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
     asset,
 )
 
+from purchase_pipeline.defs.automation import daily_tables_condition
 from purchase_pipeline.defs.partitions import daily_partitions
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, QueryEngine, Source, TableSource
@@ -88,14 +90,18 @@ def daily_table_asset(
     group_name: str,
     description: str,
     build: DailyBuild,
+    freshness_policy: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
-    """A daily table asset: each partition of a run built by `build`, ranges in one run."""
+    """A daily table asset: each partition of a run built by `build`, ranges in one run,
+    rebuilt by automation while its day can still change."""
 
     @asset(
         key=AssetKey(key),
         deps=deps,
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
+        automation_condition=daily_tables_condition,
+        freshness_policy=freshness_policy,
         group_name=group_name,
         kinds=TABLE_KINDS,
         description=description,

@@ -7,6 +7,7 @@ SQL over exactly what landed (`purchase-pipeline sql "SELECT ... FROM purchases_
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
+from purchase_pipeline.defs.automation import crawler_condition
 from purchase_pipeline.defs.builds import markdown_table
 from purchase_pipeline.defs.landing import landing_purchases
 from purchase_pipeline.resources.catalog import Catalog
@@ -17,6 +18,7 @@ from purchase_pipeline.resources.object_store import ObjectStore
 @asset(
     key=AssetKey(["catalog", "purchases_raw"]),
     deps=[landing_purchases],
+    automation_condition=crawler_condition,
     group_name="catalog",
     kinds={"glue"},
     description=(

@@ -3,8 +3,11 @@
 Adding a KPI is one SQL file and one line in `KPI_NAMES`.
 """
 
+import datetime as dt
 from functools import partial
 from typing import Any
+
+from dagster import FreshnessPolicy
 
 from purchase_pipeline.defs.builds import daily_table_asset, preview, write_daily_table
 from purchase_pipeline.defs.partitions import day_of
@@ -46,6 +49,10 @@ kpi_assets = [
         group_name="kpi",
         description=f"{description} Table kpi_{name}, one partition per purchase day.",
         build=partial(build_kpi_day, name),
+        # A KPI lags a landing by the sensor, the staging run and two automation ticks.
+        freshness_policy=FreshnessPolicy.time_window(
+            fail_window=dt.timedelta(hours=1), warn_window=dt.timedelta(minutes=15)
+        ),
     )
     for name, description in KPI_NAMES.items()
 ]

@@ -12,6 +12,7 @@ from dagster import (
     asset,
 )
 
+from purchase_pipeline.defs.automation import daily_tables_condition
 from purchase_pipeline.defs.builds import markdown_table
 from purchase_pipeline.defs.kpi import KPI_NAMES, kpi_assets
 from purchase_pipeline.defs.partitions import daily_partitions
@@ -25,6 +26,7 @@ from purchase_pipeline.resources.object_store import ObjectStore
     deps=kpi_assets,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),
+    automation_condition=daily_tables_condition,
     group_name="report",
     kinds={"python"},
     description="The KPI dashboard of one purchase day: every KPI table of the day.",

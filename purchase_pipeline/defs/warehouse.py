@@ -91,7 +91,10 @@ purchases = daily_table_asset(
     deps=[
         AssetDep(
             landing_purchases,
-            partition_mapping=TimeWindowPartitionMapping(start_offset=0, end_offset=1),
+            # Today's purchases also read tomorrow's hours, which do not exist yet.
+            partition_mapping=TimeWindowPartitionMapping(
+                start_offset=0, end_offset=1, allow_nonexistent_upstream_partitions=True
+            ),
         )
     ],
     group_name="warehouse",

@@ -1,0 +1,63 @@
+"""Declarative automation, evaluated against a real Dagster instance: a landing hour updates
+the purchase days that read it, then their KPIs; closed days and the crawler wait."""
+
+import datetime as dt
+
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterInstance,
+    evaluate_automation_conditions,
+)
+
+from purchase_pipeline.definitions import defs
+
+NOW = dt.datetime.now(dt.UTC)
+TODAY = NOW.date()
+YESTERDAY = TODAY - dt.timedelta(days=1)
+
+
+def requested(result: object, key: list[str]) -> set[str]:
+    return set(result.get_requested_partitions(AssetKey(key)))  # type: ignore[attr-defined]
+
+
+def landed(instance: DagsterInstance, hour: dt.datetime) -> None:
+    instance.report_runless_asset_event(
+        AssetMaterialization(AssetKey(["landing", "purchases"]), partition=f"{hour:%Y-%m-%d-%H}:00")
+    )
+
+
+def test_a_landing_hour_rebuilds_the_days_that_read_it_and_what_follows() -> None:
+    instance = DagsterInstance.ephemeral()
+    first = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=NOW)
+    assert first.total_requested == 0  # nothing landed, nothing to do
+
+    this_hour = NOW.replace(minute=0, second=0, microsecond=0)
+    landed(instance, this_hour)
+    landed(instance, this_hour - dt.timedelta(minutes=1))  # same hour twice: still one run
+    second = evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=first.cursor
+    )
+    # Today's hour is read by today's purchases and by yesterday's (late arrivals).
+    assert requested(second, ["warehouse", "purchases"]) == {str(YESTERDAY), str(TODAY)}
+    assert requested(second, ["warehouse", "purchases_rejected"]) == {str(TODAY)}
+    # Downstream follows in the same tick, day by day (Dagster runs it in dependency order).
+    assert requested(second, ["kpi", "daily_summary"]) == {str(YESTERDAY), str(TODAY)}
+    assert requested(second, ["report", "kpi_dashboard"]) == {str(YESTERDAY), str(TODAY)}
+    assert requested(second, ["catalog", "purchases_raw"]) == set()  # hourly, on its cron
+
+    third = evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=second.cursor
+    )
+    assert third.total_requested == 0  # handled: nothing is requested twice
+
+
+def test_a_landing_in_a_closed_day_waits_for_a_backfill() -> None:
+    instance = DagsterInstance.ephemeral()
+    first = evaluate_automation_conditions(defs=defs, instance=instance, evaluation_time=NOW)
+    old = NOW.replace(minute=0, second=0, microsecond=0) - dt.timedelta(days=5)
+    landed(instance, old)
+    second = evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=NOW, cursor=first.cursor
+    )
+    assert requested(second, ["warehouse", "purchases"]) == set()
