@@ -27,7 +27,8 @@ run: install
 	$(BIN)/purchase-pipeline sql "SELECT * FROM kpi_daily_summary ORDER BY dt"
 
 dev: install
-	mkdir -p "$(DAGSTER_HOME)" && touch "$(DAGSTER_HOME)/dagster.yaml"
+	mkdir -p "$(DAGSTER_HOME)"
+	test -f "$(DAGSTER_HOME)/dagster.yaml" || cp purchase_pipeline/dagster.yaml "$(DAGSTER_HOME)/"
 	$(BIN)/dagster dev -w workspace.yaml
 
 lint: install

@@ -144,11 +144,20 @@ def _instance() -> Any:
 
     home = os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
     os.makedirs(home, exist_ok=True)
-    # An empty dagster.yaml means "the defaults", and stops Dagster warning that none exists.
+    install_instance_config(home)
+    return DagsterInstance.get()
+
+
+def install_instance_config(home: str) -> None:
+    """Copy the project's dagster.yaml (run queue limits) into a DAGSTER_HOME without one."""
+    import shutil
+    from importlib import resources
+
     config = os.path.join(home, "dagster.yaml")
     if not os.path.exists(config):
-        open(config, "a").close()
-    return DagsterInstance.get()
+        source = resources.files("purchase_pipeline").joinpath("dagster.yaml")
+        with resources.as_file(source) as path:
+            shutil.copyfile(path, config)
 
 
 def _run_range(instance: Any, job_name: str, start: str | None, end: str | None) -> bool:

@@ -117,3 +117,20 @@ def test_the_aws_target_loads_without_reaching_aws(monkeypatch: pytest.MonkeyPat
     Definitions.validate_loadable(Definitions(assets=defs.assets, resources=resources))
     with pytest.raises(ValueError, match="PURCHASES_TARGET must be 'local' or 'aws'"):
         target_resources("gcp")
+
+
+def test_the_instance_limits_each_partition_to_one_run_at_a_time(tmp_path: object) -> None:
+    import os
+
+    from dagster import DagsterInstance
+
+    from purchase_pipeline.cli import install_instance_config
+
+    home = str(tmp_path)
+    install_instance_config(home)
+    instance = DagsterInstance.from_config(home)
+    limits = instance.run_coordinator.get_run_queue_config().tag_concurrency_limits
+    by_key = {limit["key"]: limit for limit in limits}
+    assert by_key["dagster/partition"]["limit"] == 1
+    assert by_key["dagster/partition"]["value"] == {"applyLimitPerUniqueValue": True}
+    assert os.path.exists(os.path.join(home, "dagster.yaml"))
