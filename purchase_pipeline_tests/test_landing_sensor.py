@@ -86,16 +86,22 @@ def test_a_tick_is_bounded_and_continues_on_the_next(
     assert third == []
 
 
-def test_an_idle_tick_is_one_list_call_on_s3(moto_server: Moto) -> None:
+def test_an_idle_tick_is_one_list_call_on_a_bucket_of_20000_objects(moto_server: Moto) -> None:
     bucket = f"sensor-{uuid.uuid4().hex[:10]}"
     client = boto3.client("s3", endpoint_url=moto_server.endpoint_url)
     client.create_bucket(Bucket=bucket)
     store = S3ObjectStore(bucket=bucket, endpoint_url=moto_server.endpoint_url)
-    # 1,500 older objects (days of history) and a few in the last hours.
-    for n in range(1500):
-        written = dt.datetime(2025, 2, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=10 * n)
+    # 20,000 older objects (months of history), seeded straight into moto's in-process
+    # store (20,000 PUTs over HTTP would take minutes); the sensor lists them over HTTP.
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for n in range(20_000):
+        written = dt.datetime(2024, 11, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=5 * n)
         key = landing_key(PREFIX, "s", written, True, uuid.UUID(int=n + 1, version=4))
-        client.put_object(Bucket=bucket, Key=key, Body=b"{}")
+        backend.put_object(bucket, key, b"{}")
+    assert client.list_objects_v2(Bucket=bucket)["IsTruncated"]
     for minute in (0, 15):
         land(store, 12, minute, 10_000 + minute)
     calls: list[dict] = []
