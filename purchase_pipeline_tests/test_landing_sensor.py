@@ -114,3 +114,28 @@ def test_an_idle_tick_is_one_list_call_on_a_bucket_of_20000_objects(moto_server:
     assert requests == []
     assert len(calls) == 1
     assert calls[0]["StartAfter"] == f"{PREFIX}2025/03/02/10/"
+
+
+def test_more_than_one_page_of_new_keys_is_taken_over_two_ticks(moto_server: Moto) -> None:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    bucket = f"pages-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3", endpoint_url=moto_server.endpoint_url).create_bucket(Bucket=bucket)
+    store = S3ObjectStore(bucket=bucket, endpoint_url=moto_server.endpoint_url)
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    keys = []
+    for n in range(1_500):  # more than one 1,000-key page, all within the last hour
+        written = dt.datetime(2025, 3, 2, 11, tzinfo=dt.UTC) + dt.timedelta(seconds=2 * n)
+        keys.append(landing_key(PREFIX, "s", written, True, uuid.UUID(int=n + 1, version=4)))
+        backend.put_object(bucket, keys[-1], b"{}")
+    first, cursor = evaluate(store, PREFIX, LandingCursor(), NOW)
+    second, cursor = evaluate(store, PREFIX, cursor, NOW)
+    third, _ = evaluate(store, PREFIX, cursor, NOW)
+
+    def taken(requests: list) -> int:
+        return sum(int(r.tags["purchase_pipeline/new_objects"]) for r in requests)
+
+    assert (taken(first), taken(second), third) == (1_000, 500, [])
+    assert {r.partition_key for r in first + second} == {"2025-03-02-11:00"}
+    assert first[0].run_key != second[0].run_key  # the hour runs again for what is new
