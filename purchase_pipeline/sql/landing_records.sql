@@ -1,4 +1,4 @@
--- landing_records: every record that landed in one arrival hour, split out of its object and
+-- landing_records: every record of the landing objects read, split out of its object and
 -- classified by docs/data-rules.md. One row per record. `reason` is NULL for a record bound
 -- for `purchases` (before de-duplication), else the rejection reason.
 --
