@@ -20,6 +20,7 @@ from dagster import (
 
 from purchase_pipeline.defs.builds import markdown_table, report_partitions
 from purchase_pipeline.defs.partitions import hour_of, hour_value, hourly_partitions
+from purchase_pipeline.identifiers import validate_prefix
 from purchase_pipeline.layout import hour_prefix, parse_landing_key
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, LandingSource, QueryEngine, TableSource
@@ -64,8 +65,9 @@ def _stage_batch(
     for key in keys:
         value = hour_value(hour_of(key))
         objects = store.list_objects(hour_prefix(raw_prefix, hour_of(key)))
-        landed[value] = [o for o in objects if parse_landing_key(o.key, raw_prefix) is not None]
-        skipped[value] = [o.key for o in objects if parse_landing_key(o.key, raw_prefix) is None]
+        follows_layout = {o.key: parse_landing_key(o.key, raw_prefix) is not None for o in objects}
+        landed[value] = [o for o in objects if follows_layout[o.key]]
+        skipped[value] = [o.key for o in objects if not follows_layout[o.key]]
     values = list(landed)
     results = engine.write_partitions(
         store,
@@ -144,7 +146,7 @@ def landing_purchases(
     catalog: Catalog,
     engine: QueryEngine,
 ) -> MaterializeResult:
-    raw_prefix = env("PURCHASES_RAW_PREFIX")
+    raw_prefix = validate_prefix(env("PURCHASES_RAW_PREFIX"))
     return report_partitions(
         context,
         stage_landing_hours(

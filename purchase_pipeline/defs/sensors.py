@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from dagster import RunRequest, SensorEvaluationContext, SensorResult, sensor
 
 from purchase_pipeline.defs.landing import landing_purchases
-from purchase_pipeline.identifiers import hour_key
+from purchase_pipeline.identifiers import hour_key, validate_prefix
 from purchase_pipeline.layout import hour_prefix, parse_landing_key
 from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.settings import env
@@ -97,6 +97,9 @@ def firehose_landing_sensor(
 ) -> SensorResult:
     cursor = LandingCursor.load(context.cursor)
     requests, next_cursor = evaluate(
-        object_store, env("PURCHASES_RAW_PREFIX"), cursor, dt.datetime.now(dt.UTC)
+        object_store,
+        validate_prefix(env("PURCHASES_RAW_PREFIX")),
+        cursor,
+        dt.datetime.now(dt.UTC),
     )
     return SensorResult(run_requests=requests, cursor=next_cursor.dump())
