@@ -23,7 +23,13 @@ from sqlglot import exp
 
 from purchase_pipeline.identifiers import validate_identifier, validate_prefix
 from purchase_pipeline.layout import hour_prefix, key_pattern
-from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
+from purchase_pipeline.resources.catalog import (
+    Catalog,
+    Column,
+    Partition,
+    SupersededError,
+    Table,
+)
 from purchase_pipeline.resources.engine import (
     BuildResult,
     DuckDBEngine,
@@ -327,18 +333,23 @@ class AthenaEngine(QueryEngine):
         results: dict[str, BuildResult] = {}
         for value in values:
             folder = f"{location}{partition_key}={value}/"
-            previous = catalog.swap_partition(
-                table,
-                Partition(
-                    value=value,
-                    location=folder,
-                    stats={
-                        **stats.get(value, {}),
-                        "rows": rows_by_value.get(value, 0),
-                        "query_id": run["query_id"],
-                    },
-                ),
-            )
+            try:
+                previous = catalog.swap_partition(
+                    table,
+                    Partition(
+                        value=value,
+                        location=folder,
+                        stats={
+                            **stats.get(value, {}),
+                            "rows": rows_by_value.get(value, 0),
+                            "query_id": run["query_id"],
+                            "build_id": build_id,
+                        },
+                    ),
+                )
+            except SupersededError:
+                store.delete_prefix(folder)  # a later build is in place; it stays
+                continue
             if previous is not None and previous.location and previous.location != folder:
                 store.delete_prefix(previous.location)
             results[value] = BuildResult(

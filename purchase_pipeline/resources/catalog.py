@@ -53,6 +53,22 @@ class CatalogError(RuntimeError):
     """A missing table or partition; the message names it."""
 
 
+class SupersededError(CatalogError):
+    """A build that started later already replaced this partition; this one must not."""
+
+
+def check_not_superseded(table: str, previous: Partition | None, partition: Partition) -> None:
+    """Builds carry a sortable `build_id` (start time first): an older build never replaces
+    a newer one, so a slow run cannot bring back data a faster, later run already replaced."""
+    old = previous.stats.get("build_id") if previous else None
+    new = partition.stats.get("build_id")
+    if old and new and str(old) > str(new):
+        raise SupersededError(
+            f"{table} partition {partition.value}: build {new} is older than {old}, "
+            "which already replaced it"
+        )
+
+
 class Catalog(ConfigurableResource):
     """The catalog interface (a database of tables and partitions)."""
 
@@ -72,7 +88,10 @@ class Catalog(ConfigurableResource):
         raise NotImplementedError
 
     def swap_partition(self, table: str, partition: Partition) -> Partition | None:
-        """Point `table`'s partition at new files; returns the partition it replaced."""
+        """Point `table`'s partition at new files; returns the partition it replaced.
+
+        Raises SupersededError when a build that started later already replaced it.
+        """
         raise NotImplementedError
 
 
@@ -170,5 +189,6 @@ class LocalCatalog(Catalog):
             raise CatalogError(f"table {table} is not in the catalog")
         with self._locked(table):
             previous = self.get_partition(table, partition.value)
+            check_not_superseded(table, previous, partition)
             _write_json_atomically(self._partition_path(table, partition.value), asdict(partition))
         return previous

@@ -24,7 +24,13 @@ from pydantic import Field
 from sqlglot import exp
 
 from purchase_pipeline.identifiers import validate_identifier
-from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
+from purchase_pipeline.resources.catalog import (
+    Catalog,
+    Column,
+    Partition,
+    SupersededError,
+    Table,
+)
 from purchase_pipeline.resources.object_store import LocalObjectStore, ObjectStore
 from purchase_pipeline.sql_render import (
     DUCKDB_MACROS,
@@ -484,20 +490,39 @@ class DuckDBEngine(QueryEngine):
             if staged:
                 store.move_prefix(f"{batch}part={_quote(value)}/", location)
             files = [location + f.rsplit("/", 1)[1] for f in staged]
-            previous = catalog.swap_partition(
-                table,
-                Partition(
-                    value=value,
+            try:
+                previous = catalog.swap_partition(
+                    table,
+                    Partition(
+                        value=value,
+                        location=location,
+                        files=files,
+                        stats={
+                            **(stats or {}).get(value, {}),
+                            "rows": rows,
+                            "bytes": size,
+                            "query_id": query_id,
+                            "build_id": build_id,
+                        },
+                    ),
+                )
+            except SupersededError as exc:
+                # A later build is in place: ours is dropped, the newer data stays.
+                log.warning("%s", exc)
+                store.delete_prefix(location)
+                results[value] = BuildResult(
+                    table=table,
+                    partition=value,
                     location=location,
-                    files=files,
-                    stats={
-                        **(stats or {}).get(value, {}),
-                        "rows": rows,
-                        "bytes": size,
-                        "query_id": query_id,
-                    },
-                ),
-            )
+                    rows=rows,
+                    files=[],
+                    bytes_written=0,
+                    query_id=query_id,
+                    engine_ms=engine_ms,
+                    sql=sql,
+                    extra={"state": "SUPERSEDED", "superseded": str(exc)},
+                )
+                continue
             # The old files go only after the catalog points at the new ones: a reader (or
             # a crash) in between still finds a complete partition.
             if previous is not None and previous.location and previous.location != location:

@@ -22,6 +22,7 @@ from purchase_pipeline.resources.catalog import (
     Column,
     Partition,
     Table,
+    check_not_superseded,
 )
 from purchase_pipeline.settings import env, validate_bucket
 
@@ -216,6 +217,7 @@ class GlueCatalog(Catalog):
         if existing is None:
             raise CatalogError(f"table {self.database_name}.{table} is not in the Glue catalog")
         previous = self.get_partition(table, partition.value)
+        check_not_superseded(f"{self.database_name}.{table}", previous, partition)
         descriptor = {
             "Columns": [
                 {"Name": c.name, "Type": c.type}
