@@ -347,8 +347,20 @@ class AthenaEngine(QueryEngine):
                         },
                     ),
                 )
-            except SupersededError:
+            except SupersededError as exc:
                 store.delete_prefix(folder)  # a later build is in place; it stays
+                results[value] = BuildResult(
+                    table=table,
+                    partition=value,
+                    location=folder,
+                    rows=rows_by_value.get(value, 0),
+                    files=[],
+                    bytes_written=0,
+                    query_id=run["query_id"],
+                    engine_ms=engine_ms,
+                    sql=ctas,
+                    extra={"state": "SUPERSEDED", "superseded": str(exc)},
+                )
                 continue
             if previous is not None and previous.location and previous.location != folder:
                 store.delete_prefix(previous.location)

@@ -199,7 +199,9 @@ def parse_query(sql: str, params: dict[str, ParamValue] | None = None) -> exp.Ex
 
 def new_build_id() -> str:
     """A sortable, unique folder name for one build's output."""
-    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:12]}"
+    # Microseconds first: build ids order builds by start time, which decides which of two
+    # builds of one partition wins (see catalog.check_not_superseded).
+    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
 
 
 def partition_location(table: str, partition_key: str, value: str, build_id: str) -> str:
