@@ -226,31 +226,6 @@ class AthenaEngine(QueryEngine):
             columns, list(rows), stats["query_id"], stats["engine_ms"], stats["bytes_scanned"]
         )
 
-    def write_partition(
-        self,
-        store: ObjectStore,
-        catalog: Catalog,
-        table: str,
-        partition_key: str,
-        partition_value: str,
-        sql_name: str,
-        params: dict[str, ParamValue],
-        sources: dict[str, Source],
-        stats: dict[str, Any] | None = None,
-    ) -> BuildResult:
-        return self.write_partitions(
-            store,
-            catalog,
-            table,
-            partition_key,
-            exp.Literal.string(partition_value).sql(dialect="athena"),
-            [partition_value],
-            sql_name,
-            params,
-            sources,
-            {partition_value: stats or {}},
-        )[partition_value]
-
     def write_partitions(
         self,
         store: ObjectStore,

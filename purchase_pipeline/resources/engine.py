@@ -150,7 +150,19 @@ class QueryEngine(ConfigurableResource):
         Every row goes to `partition_value`. `stats` are kept with the partition in the
         catalog (e.g. objects and bytes read).
         """
-        raise NotImplementedError
+        results = self.write_partitions(
+            store,
+            catalog,
+            table,
+            partition_key,
+            exp.Literal.string(partition_value).sql(dialect="athena"),
+            [partition_value],
+            sql_name,
+            params,
+            sources,
+            {partition_value: stats or {}},
+        )
+        return results[partition_value]
 
     def write_partitions(
         self,
@@ -288,13 +300,14 @@ class DuckDBEngine(QueryEngine):
         if table.format == "json":
             self._create_raw_json_view(con, store, catalog, name, table)
             return
-        wanted = None if source.partitions is None else set(source.partitions)
-        files = [
-            f
-            for p in catalog.list_partitions(table.name)
-            if wanted is None or p.value in wanted
-            for f in p.files
-        ]
+        # Only the partitions asked for are looked up: a table of years of hours has
+        # thousands of catalog entries.
+        if source.partitions is None:
+            partitions = catalog.list_partitions(table.name)
+        else:
+            found = (catalog.get_partition(table.name, v) for v in source.partitions)
+            partitions = [p for p in found if p is not None]
+        files = [f for p in partitions for f in p.files]
         if files:
             paths = ", ".join(_string(store.uri(f)) for f in files)
             # Partition folders look like Hive's (dt=...); the values are in the files.
@@ -378,32 +391,6 @@ class DuckDBEngine(QueryEngine):
         finally:
             con.close()
         return QueryResult(columns, rows, query_id, int((time.monotonic() - started) * 1000))
-
-    def write_partition(
-        self,
-        store: ObjectStore,
-        catalog: Catalog,
-        table: str,
-        partition_key: str,
-        partition_value: str,
-        sql_name: str,
-        params: dict[str, ParamValue],
-        sources: dict[str, Source],
-        stats: dict[str, Any] | None = None,
-    ) -> BuildResult:
-        results = self.write_partitions(
-            store,
-            catalog,
-            table,
-            partition_key,
-            exp.Literal.string(partition_value).sql(dialect="athena"),
-            [partition_value],
-            sql_name,
-            params,
-            sources,
-            {partition_value: stats or {}},
-        )
-        return results[partition_value]
 
     def write_partitions(
         self,
