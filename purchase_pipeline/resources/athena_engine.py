@@ -27,7 +27,6 @@ from purchase_pipeline.resources.catalog import (
     Catalog,
     Column,
     Partition,
-    SupersededError,
     Table,
 )
 from purchase_pipeline.resources.engine import (
@@ -40,6 +39,7 @@ from purchase_pipeline.resources.engine import (
     TableSource,
     new_build_id,
     parse_query,
+    swap_in,
 )
 from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.settings import env, validate_bucket
@@ -308,49 +308,39 @@ class AthenaEngine(QueryEngine):
         results: dict[str, BuildResult] = {}
         for value in values:
             folder = f"{location}{partition_key}={value}/"
-            try:
-                previous = catalog.swap_partition(
-                    table,
-                    Partition(
-                        value=value,
-                        location=folder,
-                        stats={
-                            **stats.get(value, {}),
-                            "rows": rows_by_value.get(value, 0),
-                            "query_id": run["query_id"],
-                            "build_id": build_id,
-                        },
-                    ),
-                )
-            except SupersededError as exc:
-                store.delete_prefix(folder)  # a later build is in place; it stays
-                results[value] = BuildResult(
-                    table=table,
-                    partition=value,
+            rows = rows_by_value.get(value, 0)
+            replaced, superseded = swap_in(
+                store,
+                catalog,
+                table,
+                Partition(
+                    value=value,
                     location=folder,
-                    rows=rows_by_value.get(value, 0),
-                    files=[],
-                    bytes_written=0,
-                    query_id=run["query_id"],
-                    engine_ms=engine_ms,
-                    sql=ctas,
-                    extra={"state": "SUPERSEDED", "superseded": str(exc)},
-                )
-                continue
-            if previous is not None and previous.location and previous.location != folder:
-                store.delete_prefix(previous.location)
+                    stats={
+                        **stats.get(value, {}),
+                        "rows": rows,
+                        "query_id": run["query_id"],
+                        "build_id": build_id,
+                    },
+                ),
+            )
+            state = {"state": "SUPERSEDED", "superseded": superseded} if superseded else {}
             results[value] = BuildResult(
                 table=table,
                 partition=value,
                 location=folder,
-                rows=rows_by_value.get(value, 0),
+                rows=rows,
                 files=[],
                 bytes_written=0,
                 query_id=run["query_id"],
                 engine_ms=engine_ms,
                 sql=ctas,
-                replaced_location=previous.location if previous else None,
+                replaced_location=replaced,
                 bytes_scanned=run["bytes_scanned"] + counts["bytes_scanned"],
-                extra={"state": run["state"], "cost_usd": run["cost_usd"] + counts["cost_usd"]},
+                extra={
+                    "state": run["state"],
+                    "cost_usd": run["cost_usd"] + counts["cost_usd"],
+                    **state,
+                },
             )
         return results

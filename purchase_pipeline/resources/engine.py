@@ -479,54 +479,35 @@ class DuckDBEngine(QueryEngine):
             if staged:
                 store.move_prefix(f"{batch}part={_quote(value)}/", location)
             files = [location + f.rsplit("/", 1)[1] for f in staged]
-            try:
-                previous = catalog.swap_partition(
-                    table,
-                    Partition(
-                        value=value,
-                        location=location,
-                        files=files,
-                        stats={
-                            **(stats or {}).get(value, {}),
-                            "rows": rows,
-                            "bytes": size,
-                            "query_id": query_id,
-                            "build_id": build_id,
-                        },
-                    ),
-                )
-            except SupersededError as exc:
-                # A later build is in place: ours is dropped, the newer data stays.
-                log.warning("%s", exc)
-                store.delete_prefix(location)
-                results[value] = BuildResult(
-                    table=table,
-                    partition=value,
+            replaced, superseded = swap_in(
+                store,
+                catalog,
+                table,
+                Partition(
+                    value=value,
                     location=location,
-                    rows=rows,
-                    files=[],
-                    bytes_written=0,
-                    query_id=query_id,
-                    engine_ms=engine_ms,
-                    sql=sql,
-                    extra={"state": "SUPERSEDED", "superseded": str(exc)},
-                )
-                continue
-            # The old files go only after the catalog points at the new ones: a reader (or
-            # a crash) in between still finds a complete partition.
-            if previous is not None and previous.location and previous.location != location:
-                store.delete_prefix(previous.location)
+                    files=files,
+                    stats={
+                        **(stats or {}).get(value, {}),
+                        "rows": rows,
+                        "bytes": size,
+                        "query_id": query_id,
+                        "build_id": build_id,
+                    },
+                ),
+            )
             results[value] = BuildResult(
                 table=table,
                 partition=value,
                 location=location,
                 rows=rows,
-                files=files,
-                bytes_written=size,
+                files=[] if superseded else files,
+                bytes_written=0 if superseded else size,
                 query_id=query_id,
                 engine_ms=engine_ms,
                 sql=sql,
-                replaced_location=previous.location if previous else None,
+                replaced_location=replaced,
+                extra={"state": "SUPERSEDED", "superseded": superseded} if superseded else {},
             )
         store.delete_prefix(batch)
         log.info("built %s in %d ms", what, engine_ms)
@@ -580,6 +561,27 @@ class DuckDBEngine(QueryEngine):
                     location=f"tables/{table}/",
                 )
             )
+
+
+def swap_in(
+    store: ObjectStore, catalog: Catalog, table: str, partition: Partition
+) -> tuple[str | None, str | None]:
+    """Point the catalog at a freshly built partition, then delete the files it replaced.
+
+    Returns (the replaced location, None), or (None, why) when a build that started later
+    is already in place: then this build's files are deleted and the newer data stays.
+    """
+    try:
+        previous = catalog.swap_partition(table, partition)
+    except SupersededError as exc:
+        log.warning("%s", exc)
+        store.delete_prefix(partition.location)
+        return None, str(exc)
+    # The old files go only after the catalog points at the new ones: a reader (or a crash)
+    # in between still finds a complete partition.
+    if previous is not None and previous.location and previous.location != partition.location:
+        store.delete_prefix(previous.location)
+    return (previous.location if previous else None), None
 
 
 def _span(values: list[str]) -> str:
