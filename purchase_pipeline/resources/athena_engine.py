@@ -23,6 +23,7 @@ from sqlglot import exp
 
 from purchase_pipeline.identifiers import validate_identifier, validate_prefix
 from purchase_pipeline.layout import hour_prefix, key_pattern
+from purchase_pipeline.resources.aws_connection import AwsConnection
 from purchase_pipeline.resources.catalog import (
     Catalog,
     Column,
@@ -52,7 +53,7 @@ USD_PER_TB_SCANNED = 5.0
 PARTITION_TYPES = {"dt": "date", "hour": "varchar"}
 
 
-class AthenaEngine(QueryEngine):
+class AthenaEngine(QueryEngine, AwsConnection):
     """Athena through pyathena. Credentials come from the default AWS chain only."""
 
     database: str | None = Field(
@@ -70,16 +71,6 @@ class AthenaEngine(QueryEngine):
         default=None,
         description="S3 location for query results; default PURCHASES_ATHENA_RESULTS or "
         "s3://<bucket>/athena-results/.",
-    )
-    region_name: str | None = Field(
-        default=None, description="AWS region; default from the AWS config (AWS_REGION)."
-    )
-    endpoint_url: str | None = Field(
-        default=None,
-        description="Athena endpoint for LocalStack or moto; boto3 also honours AWS_ENDPOINT_URL.",
-    )
-    profile_name: str | None = Field(
-        default=None, description="AWS profile of the shared config; default chain if unset."
     )
     poll_interval_seconds: float = Field(
         default=1.0, description="How often pyathena polls a running query."

@@ -11,11 +11,10 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
+from purchase_pipeline.resources.aws_connection import AwsConnection
 from purchase_pipeline.resources.aws_errors import describe_aws_error
 from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.resources.publisher import Event, Publisher, PublishSummary
@@ -91,22 +90,11 @@ def put_record_batch(
     return resent
 
 
-class AwsFirehose(Publisher):
+class AwsFirehose(Publisher, AwsConnection):
     """A Firehose delivery stream. Credentials come from the default AWS chain only."""
 
     stream: str | None = Field(
         default=None, description="Delivery stream name; default PURCHASES_STREAM."
-    )
-    region_name: str | None = Field(
-        default=None, description="AWS region; default from the AWS config (AWS_REGION)."
-    )
-    endpoint_url: str | None = Field(
-        default=None,
-        description="Firehose endpoint for LocalStack or moto; boto3 also honours "
-        "AWS_ENDPOINT_URL.",
-    )
-    profile_name: str | None = Field(
-        default=None, description="AWS profile of the shared config; default chain if unset."
     )
     max_attempts: int = Field(
         default=6, description="Attempts per batch for records Firehose refuses (FailedPutCount)."
@@ -115,22 +103,12 @@ class AwsFirehose(Publisher):
         default=0.2, description="First backoff before resending refused records; doubles."
     )
 
-    _client: Any = PrivateAttr(default=None)
-
     @property
     def stream_name(self) -> str:
         return validate_stream(self.stream or env("PURCHASES_STREAM"))
 
     def client(self) -> Any:
-        if self._client is None:
-            session = boto3.session.Session(profile_name=self.profile_name)
-            self._client = session.client(
-                "firehose",
-                region_name=self.region_name,
-                endpoint_url=self.endpoint_url,
-                config=Config(retries={"mode": "standard", "max_attempts": 5}),
-            )
-        return self._client
+        return self.boto_client("firehose", max_attempts=5)
 
     def publish(
         self, store: ObjectStore, events: Iterable[Event], config: SimulationConfig

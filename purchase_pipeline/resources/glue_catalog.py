@@ -9,12 +9,11 @@ A partition's build statistics are kept in its `Parameters` (Glue stores strings
 import json
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
 from purchase_pipeline.identifiers import validate_identifier
+from purchase_pipeline.resources.aws_connection import AwsConnection
 from purchase_pipeline.resources.aws_errors import describe_aws_error, error_code
 from purchase_pipeline.resources.catalog import (
     Catalog,
@@ -51,7 +50,7 @@ _FORMATS = {"parquet": _PARQUET, "json": _JSON, "lines": _LINES}
 _STATS_KEY = "purchase_pipeline.stats"
 
 
-class GlueCatalog(Catalog):
+class GlueCatalog(Catalog, AwsConnection):
     """A Glue database. Credentials come from the default AWS chain only."""
 
     database: str | None = Field(
@@ -60,18 +59,6 @@ class GlueCatalog(Catalog):
     bucket: str | None = Field(
         default=None, description="Bucket the table locations are in; default PURCHASES_BUCKET."
     )
-    region_name: str | None = Field(
-        default=None, description="AWS region; default from the AWS config (AWS_REGION)."
-    )
-    endpoint_url: str | None = Field(
-        default=None,
-        description="Glue endpoint for LocalStack or moto; boto3 also honours AWS_ENDPOINT_URL.",
-    )
-    profile_name: str | None = Field(
-        default=None, description="AWS profile of the shared config; default chain if unset."
-    )
-
-    _client: Any = PrivateAttr(default=None)
 
     @property
     def database_name(self) -> str:
@@ -82,15 +69,7 @@ class GlueCatalog(Catalog):
         return validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
 
     def client(self) -> Any:
-        if self._client is None:
-            session = boto3.session.Session(profile_name=self.profile_name)
-            self._client = session.client(
-                "glue",
-                region_name=self.region_name,
-                endpoint_url=self.endpoint_url,
-                config=Config(retries={"mode": "standard", "max_attempts": 8}),
-            )
-        return self._client
+        return self.boto_client("glue", max_attempts=8)
 
     def _fail(self, action: str, what: str, exc: Exception) -> CatalogError:
         return CatalogError(

@@ -9,11 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import Field, PrivateAttr
+from pydantic import Field
 
+from purchase_pipeline.resources.aws_connection import AwsConnection
 from purchase_pipeline.resources.aws_errors import describe_aws_error, error_code
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.crawler import RAW_TABLE, Crawler, CrawlResult
@@ -25,7 +24,7 @@ class CrawlerError(RuntimeError):
     """A crawl that failed or did not finish; the message names the crawler."""
 
 
-class GlueCrawler(Crawler):
+class GlueCrawler(Crawler, AwsConnection):
     """A Glue crawler over the landing prefix. Credentials come from the default AWS chain."""
 
     crawler_name: str | None = Field(
@@ -35,16 +34,6 @@ class GlueCrawler(Crawler):
     table_name: str = Field(
         default=RAW_TABLE, description="Table the crawler maintains in the catalog database."
     )
-    region_name: str | None = Field(
-        default=None, description="AWS region; default from the AWS config (AWS_REGION)."
-    )
-    endpoint_url: str | None = Field(
-        default=None,
-        description="Glue endpoint for LocalStack or moto; boto3 also honours AWS_ENDPOINT_URL.",
-    )
-    profile_name: str | None = Field(
-        default=None, description="AWS profile of the shared config; default chain if unset."
-    )
     poll_interval_seconds: float = Field(
         default=10.0, description="How often the crawler's state is read while it runs."
     )
@@ -52,22 +41,12 @@ class GlueCrawler(Crawler):
         default=3600.0, description="How long a crawl may take before the run fails."
     )
 
-    _client: Any = PrivateAttr(default=None)
-
     @property
     def name(self) -> str:
         return self.crawler_name or f"{env('PURCHASES_STREAM')}-raw"
 
     def client(self) -> Any:
-        if self._client is None:
-            session = boto3.session.Session(profile_name=self.profile_name)
-            self._client = session.client(
-                "glue",
-                region_name=self.region_name,
-                endpoint_url=self.endpoint_url,
-                config=Config(retries={"mode": "standard", "max_attempts": 8}),
-            )
-        return self._client
+        return self.boto_client("glue", max_attempts=8)
 
     def _state(self) -> dict[str, Any]:
         try:
