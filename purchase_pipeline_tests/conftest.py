@@ -1,6 +1,7 @@
 """Shared fixtures: an isolated lake and Dagster home per test, and one materialized data set
 covering every case of docs/data-rules.md, built once per session through the real CLI."""
 
+import contextlib
 import datetime as dt
 import os
 from collections.abc import Iterator
@@ -49,14 +50,22 @@ def _use_lake(root: Path) -> Lake:
     return Lake(root, settings, target_resources("local"))
 
 
-@pytest.fixture
-def lake(tmp_path: Path) -> Iterator[Lake]:
+@contextlib.contextmanager
+def restored_environ(**variables: str) -> Iterator[None]:
+    """Set `variables` for the block; afterwards the environment is exactly as before."""
     saved = dict(os.environ)
+    os.environ.update(variables)
     try:
-        yield _use_lake(tmp_path)
+        yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Iterator[Lake]:
+    with restored_environ():
+        yield _use_lake(tmp_path)
 
 
 def land_test_data(lake: Lake) -> None:
@@ -118,16 +127,12 @@ class Built:
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     """The test data set, landed and materialized for every day through the CLI."""
-    saved = dict(os.environ)
-    try:
+    with restored_environ():
         lake = _use_lake(tmp_path_factory.mktemp("built"))
         land_test_data(lake)
         code = cli_main(["materialize", "--start", str(FIRST_DAY), "--end", str(LAST_DAY)])
         assert code == 0
         yield Built(lake, build_reference(lake.bucket_dir, lake.settings.raw_prefix))
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @dataclass

@@ -4,7 +4,6 @@ test checks what was sent to Athena and registered in Glue, and what Dagster rec
 
 import datetime as dt
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import sqlglot
 from dagster import AssetKey, DagsterInstance
 
 from purchase_pipeline.cli import main as cli_main
-from purchase_pipeline_tests.conftest import Moto
+from purchase_pipeline_tests.conftest import Moto, restored_environ
 
 # Firehose names objects by their arrival time, which is now: the day simulated is today.
 DAY = dt.datetime.now(dt.UTC).date().isoformat()
@@ -34,7 +33,6 @@ def aws_env(moto_server: Moto, tmp_path: Path) -> Iterator[dict[str, str]]:
         json={"model_name": "glue::crawl", "transition": {"progression": "immediate"}},
         timeout=10,
     ).raise_for_status()
-    saved = dict(os.environ)
     names = {
         "PURCHASES_TARGET": "aws",
         "AWS_ENDPOINT_URL": moto_server.endpoint_url,
@@ -43,12 +41,8 @@ def aws_env(moto_server: Moto, tmp_path: Path) -> Iterator[dict[str, str]]:
         "PURCHASES_STREAM": f"stream-{uuid.uuid4().hex[:8]}",
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
     }
-    os.environ.update(names)
-    try:
+    with restored_environ(**names):
         yield names
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def test_bootstrap_simulate_and_materialize_a_day_on_aws(

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from purchase_pipeline.cli import main as cli_main
-from purchase_pipeline_tests.conftest import Moto
+from purchase_pipeline_tests.conftest import Moto, restored_environ
 
 ROLES = [
     "--firehose-role-arn", "arn:aws:iam::123456789012:role/firehose",
@@ -21,19 +21,14 @@ ROLES = [
 
 @pytest.fixture
 def names(moto_server: Moto) -> Iterator[dict[str, str]]:
-    saved = dict(os.environ)
     names = {
         "PURCHASES_BUCKET": f"boot-{uuid.uuid4().hex[:10]}",
         "PURCHASES_DATABASE": f"db_{uuid.uuid4().hex[:10]}",
         "PURCHASES_STREAM": f"stream-{uuid.uuid4().hex[:8]}",
         "AWS_ENDPOINT_URL": moto_server.endpoint_url,
     }
-    os.environ.update(names)
-    try:
+    with restored_environ(**names):
         yield names
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def test_bootstrap_twice_creates_once(
