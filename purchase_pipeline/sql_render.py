@@ -118,14 +118,15 @@ DUCKDB_MACROS = (
         CASE
             WHEN json_valid(x) AND json_type(x) = 'OBJECT' AND NOT lenient_json(x)
                 AND len(json_keys(x)) = list_unique(json_keys(x))
-                THEN CAST(JSON(x) AS MAP(VARCHAR, JSON))
+                THEN json_transform(x, '"MAP(VARCHAR, JSON)"')
         END""",
 )
 
 
 def _strict_json(tree: exp.Expression) -> exp.Expression:
     """`TRY(json_parse(x)) IS NOT NULL` -> `is_json(x)`, `TRY(json_parse(x))` -> `try_json(x)`,
-    `TRY(CAST(json_parse(x) AS MAP))` -> `try_json_map(x)`."""
+    `TRY(CAST(json_parse(x) AS MAP))` -> `try_json_map(x)`,
+    `json_format(j)` -> `CAST(j AS TEXT)`."""
 
     def replace(node: exp.Expression) -> exp.Expression:
         # `TRY(json_parse(x)) IS NOT NULL` is a validity test: no need to build the value.
@@ -137,6 +138,10 @@ def _strict_json(tree: exp.Expression) -> exp.Expression:
             and isinstance(node.this.this.this, exp.ParseJSON)
         ):
             return exp.Anonymous(this="is_json", expressions=[node.this.this.this.this.copy()])
+        # Trino's json_format takes only JSON; DuckDB's JSON is text already, and sqlglot's
+        # TO_JSON would parse and print it again.
+        if isinstance(node, exp.JSONFormat) and node.this is not None:
+            return exp.cast(node.this.copy(), exp.DataType.build("TEXT"))
         if not isinstance(node, exp.Try):
             return node
         inner = node.this

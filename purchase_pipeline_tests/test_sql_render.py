@@ -105,8 +105,11 @@ def test_the_rendered_files_run_on_duckdb_end_to_end() -> None:
         '{"bookId":"B3","userId":"U4","purchaseTimestamp":"1740805200"}',
         "not json",
     ]
-    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line VARCHAR)")
-    con.executemany("INSERT INTO landing_lines VALUES (?, ?)", [[KEY, line] for line in lines])
+    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line_no BIGINT, line VARCHAR)")
+    con.executemany(
+        "INSERT INTO landing_lines VALUES (?, ?, ?)",
+        [[KEY, n, line] for n, line in enumerate(lines, 1)],
+    )
     landing = render_file("landing_records", {}, "duckdb")
     con.execute(f"CREATE TABLE landing_records AS {landing}")
     window = {k: PARAMS[k] for k in ("dt", "window_start", "window_end")}
@@ -456,13 +459,16 @@ def test_landing_records_classifies_non_finite_spellings_as_malformed() -> None:
     """docs/data-rules.md: JSON is strict RFC 8259, so `nan`/`inf` make a record malformed_json
     exactly like `NaN` does (today `nan` is accepted and `inf` is called bad_type)."""
     con = connect()
-    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line VARCHAR)")
+    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line_no BIGINT, line VARCHAR)")
     lines = [
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"userAge":NaN}',
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"userAge":nan}',
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":inf}',
     ]
-    con.executemany("INSERT INTO landing_lines VALUES (?, ?)", [[KEY, line] for line in lines])
+    con.executemany(
+        "INSERT INTO landing_lines VALUES (?, ?, ?)",
+        [[KEY, n, line] for n, line in enumerate(lines, 1)],
+    )
     landing = render_file("landing_records", {}, "duckdb")
     got = con.execute(f"SELECT record, reason FROM ({landing}) ORDER BY record").fetchall()
     assert got == sorted((line, "malformed_json") for line in lines)

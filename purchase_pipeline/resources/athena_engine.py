@@ -189,7 +189,10 @@ class AthenaEngine(QueryEngine, AwsConnection):
             f"^s3://{re.escape(self.bucket_name)}/" + key_pattern(raw_prefix)[1:]
         ).sql("athena")
         return sqlglot.parse_one(
-            f"""SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, line """
+            f"""SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, """
+            # Numbered within each object, so Trino sorts objects in parallel; identical
+            # lines are interchangeable, so the numbering is the same on every evaluation.
+            """row_number() OVER (PARTITION BY "$path" ORDER BY line) AS line_no, line """
             f"FROM {self.database_name}.{LANDING_LINES_TABLE} "
             f"""WHERE {in_hours} AND regexp_like("$path", {layout})""",
             read="athena",

@@ -2,8 +2,9 @@
 -- classified by docs/data-rules.md. One row per record. `reason` is NULL for a record bound
 -- for `purchases` (before de-duplication), else the rejection reason.
 --
--- Input: landing_lines (source_key, line), the lines of landing objects of any number of
--- arrival hours. A record's arrival hour is its object's key's YYYY/MM/DD/HH folder.
+-- Input: landing_lines (source_key, line_no, line), the lines of landing objects of any number
+-- of arrival hours, each numbered uniquely within its object by the engine that reads them.
+-- A record's arrival hour is its object's key's YYYY/MM/DD/HH folder.
 --
 -- Splitting a line into records, fast for what Firehose writes and exact for the rest:
 -- 1. Cut the line at every '}{' (Firehose concatenates records with no delimiter). When every
@@ -14,19 +15,26 @@
 -- 3. A group that is still not one object is cut after every '}' and read like a parser:
 --    a record ends where the brace depth outside strings is back at zero. From the first text
 --    that is not an object, the rest of the line is one malformed record.
--- Line numbers are deterministic (identical lines are interchangeable), because an engine
--- may evaluate a CTE once per reference (Trino does) and every reference must agree.
+--
+-- Cost: this query is the only one that reads raw JSON, so it is written for the common case.
+-- Every cheap test (the first and last character, a '}{' anywhere) runs before an expensive
+-- one (trim, a JSON parse), and a record is parsed once into a map whose values are looked up
+-- once.
 WITH lines AS (
     SELECT
         source_key,
         line,
-        row_number() OVER (ORDER BY source_key, line) AS line_no
+        line_no,
+        date_parse(
+            regexp_extract(source_key, '(\d{4}/\d{2}/\d{2}/\d{2})/[^/]+$', 1), '%Y/%m/%d/%H'
+        ) AS arrival_hour
     FROM landing_lines
 ),
 
 pieces AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         line AS piece,
         1 AS piece_no
@@ -35,6 +43,7 @@ pieces AS (
     UNION ALL
     SELECT
         l.source_key,
+        l.arrival_hour,
         l.line_no,
         p.piece,
         p.piece_no
@@ -51,6 +60,7 @@ pieces AS (
 parsed_pieces AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         piece,
         piece_no,
@@ -62,11 +72,13 @@ parsed_pieces AS (
     FROM (
         SELECT
             source_key,
+            arrival_hour,
             line_no,
             piece,
             piece_no,
             CASE
-                WHEN regexp_like(piece, '^[ \t\r]|[ \t\r]$')
+                WHEN substr(piece, 1, 1) IN (' ', chr(9), chr(13))
+                    OR substr(piece, -1) IN (' ', chr(9), chr(13))
                     THEN trim(BOTH ' ' || chr(9) || chr(13) FROM piece)
                 ELSE piece
             END AS trimmed
@@ -77,6 +89,7 @@ parsed_pieces AS (
 checked_pieces AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         piece,
         piece_no,
@@ -92,45 +105,53 @@ checked_pieces AS (
 
 -- Lines with a piece that is not an object: few, so the anti-join below stays small.
 complex_lines AS (
-    SELECT DISTINCT line_no
+    SELECT DISTINCT
+        source_key,
+        line_no
     FROM checked_pieces
     WHERE NOT is_object
 ),
 
 simple_records AS (
     SELECT
-        source_key,
-        trimmed AS record,
-        doc
-    FROM checked_pieces
-    WHERE trimmed <> '' AND line_no NOT IN (SELECT line_no FROM complex_lines)
+        c.source_key,
+        c.arrival_hour,
+        c.trimmed AS record,
+        c.doc
+    FROM checked_pieces AS c
+    LEFT JOIN complex_lines AS x
+        ON c.source_key = x.source_key AND c.line_no = x.line_no
+    WHERE c.trimmed <> '' AND x.line_no IS NULL
 ),
 
 -- Step 2: glue pieces whose cut fell inside a string.
 piece_quotes AS (
     SELECT
         c.source_key,
+        c.arrival_hour,
         c.line_no,
         c.piece,
         c.piece_no,
         sum(length(regexp_replace(c.piece, '\\.|[^"]', ''))) OVER (
-            PARTITION BY c.line_no
+            PARTITION BY c.source_key, c.line_no
             ORDER BY c.piece_no
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) % 2 AS in_string_after
     FROM checked_pieces AS c
-    WHERE c.line_no IN (SELECT line_no FROM complex_lines)
+    INNER JOIN complex_lines AS x
+        ON c.source_key = x.source_key AND c.line_no = x.line_no
 ),
 
 piece_groups AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         piece,
         piece_no,
         coalesce(
             sum(CASE WHEN in_string_after = 0 THEN 1 ELSE 0 END) OVER (
-                PARTITION BY line_no
+                PARTITION BY source_key, line_no
                 ORDER BY piece_no
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
             ),
@@ -142,6 +163,7 @@ piece_groups AS (
 groups AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         group_no,
         raw_group,
@@ -151,12 +173,13 @@ groups AS (
     FROM (
         SELECT
             source_key,
+            arrival_hour,
             line_no,
             group_no,
             array_join(array_agg(piece ORDER BY piece_no), '') AS raw_group,
             trim(BOTH ' ' || chr(9) || chr(13) FROM array_join(array_agg(piece ORDER BY piece_no), '')) AS trimmed
         FROM piece_groups
-        GROUP BY source_key, line_no, group_no
+        GROUP BY source_key, arrival_hour, line_no, group_no
     ) AS glued
 ),
 
@@ -165,6 +188,7 @@ groups AS (
 fragments AS (
     SELECT
         g.source_key,
+        g.arrival_hour,
         g.line_no,
         g.group_no,
         f.fragment,
@@ -179,6 +203,7 @@ fragments AS (
 fragment_strings AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         group_no,
         fragment,
@@ -186,7 +211,7 @@ fragment_strings AS (
         quotes,
         coalesce(
             sum(quotes) OVER (
-                PARTITION BY line_no, group_no
+                PARTITION BY source_key, line_no, group_no
                 ORDER BY fragment_no
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
             ),
@@ -195,6 +220,7 @@ fragment_strings AS (
     FROM (
         SELECT
             source_key,
+            arrival_hour,
             line_no,
             group_no,
             fragment,
@@ -207,24 +233,26 @@ fragment_strings AS (
 fragment_depths AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         group_no,
         fragment,
         fragment_no,
         sum(length(regexp_replace(code, '[^{]', '')) - length(regexp_replace(code, '[^}]', '')))
             OVER (
-                PARTITION BY line_no, group_no
+                PARTITION BY source_key, line_no, group_no
                 ORDER BY fragment_no
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS depth_after,
         sum(quotes) OVER (
-            PARTITION BY line_no, group_no
+            PARTITION BY source_key, line_no, group_no
             ORDER BY fragment_no
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) % 2 AS in_string_after
     FROM (
         SELECT
             source_key,
+            arrival_hour,
             line_no,
             group_no,
             fragment,
@@ -247,13 +275,14 @@ fragment_depths AS (
 fragment_records AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         group_no,
         fragment,
         fragment_no,
         coalesce(
             sum(CASE WHEN depth_after = 0 AND in_string_after = 0 THEN 1 ELSE 0 END) OVER (
-                PARTITION BY line_no, group_no
+                PARTITION BY source_key, line_no, group_no
                 ORDER BY fragment_no
                 ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
             ),
@@ -265,6 +294,7 @@ fragment_records AS (
 parts AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         group_no,
         part_no,
@@ -274,6 +304,7 @@ parts AS (
     FROM (
         SELECT
             source_key,
+            arrival_hour,
             line_no,
             group_no,
             part_no,
@@ -281,54 +312,58 @@ parts AS (
                 BOTH ' ' || chr(9) || chr(13) FROM array_join(array_agg(fragment ORDER BY fragment_no), '')
             ) AS trimmed
         FROM fragment_records
-        GROUP BY source_key, line_no, group_no, part_no
+        GROUP BY source_key, arrival_hour, line_no, group_no, part_no
     ) AS glued_parts
 ),
 
 broken_parts AS (
     SELECT
         source_key,
+        arrival_hour,
         line_no,
         group_no,
         min(CASE WHEN NOT is_object THEN part_no END) AS broken_part
     FROM parts
-    GROUP BY source_key, line_no, group_no
+    GROUP BY source_key, arrival_hour, line_no, group_no
 ),
 
 -- Where each complex line breaks: its first group with a part that is not an object.
 line_breaks AS (
     SELECT
         g.source_key,
+        g.arrival_hour,
         g.line_no,
         min(CASE WHEN bp.broken_part IS NOT NULL THEN g.group_no END) AS broken_group
     FROM groups AS g
     LEFT JOIN broken_parts AS bp
-        ON g.line_no = bp.line_no AND g.group_no = bp.group_no
-    GROUP BY g.source_key, g.line_no
+        ON g.source_key = bp.source_key AND g.line_no = bp.line_no AND g.group_no = bp.group_no
+    GROUP BY g.source_key, g.arrival_hour, g.line_no
 ),
 
 complex_records AS (
     -- whole groups before the break
     SELECT
         g.source_key,
+        g.arrival_hour,
         g.trimmed AS record,
         TRUE AS is_object
     FROM groups AS g
     INNER JOIN line_breaks AS b
-        ON g.line_no = b.line_no
+        ON g.source_key = b.source_key AND g.line_no = b.line_no
     WHERE g.is_object AND g.trimmed <> ''
         AND (b.broken_group IS NULL OR g.group_no < b.broken_group)
     UNION ALL
     -- objects inside a group that is not one object, up to the break
     SELECT
         p.source_key,
+        p.arrival_hour,
         p.trimmed AS record,
         TRUE AS is_object
     FROM parts AS p
     INNER JOIN broken_parts AS bp
-        ON p.line_no = bp.line_no AND p.group_no = bp.group_no
+        ON p.source_key = bp.source_key AND p.line_no = bp.line_no AND p.group_no = bp.group_no
     INNER JOIN line_breaks AS b
-        ON p.line_no = b.line_no
+        ON p.source_key = b.source_key AND p.line_no = b.line_no
     WHERE p.trimmed <> ''
         AND (b.broken_group IS NULL OR p.group_no <= b.broken_group)
         AND (bp.broken_part IS NULL OR p.part_no < bp.broken_part)
@@ -336,6 +371,7 @@ complex_records AS (
     -- from the break to the end of the line: one malformed record
     SELECT
         source_key,
+        arrival_hour,
         trim(
             BOTH ' ' || chr(9) || chr(13) FROM array_join(array_agg(text ORDER BY group_no, position), '')
         ) AS record,
@@ -343,84 +379,96 @@ complex_records AS (
     FROM (
         SELECT
             f.source_key,
+            f.arrival_hour,
             f.line_no,
             f.group_no,
             f.fragment_no AS position,
             f.fragment AS text
         FROM fragment_records AS f
         INNER JOIN broken_parts AS bp
-            ON f.line_no = bp.line_no
+            ON f.source_key = bp.source_key AND f.line_no = bp.line_no
             AND f.group_no = bp.group_no
         INNER JOIN line_breaks AS b
-            ON f.line_no = b.line_no
+            ON f.source_key = b.source_key AND f.line_no = b.line_no
         WHERE f.group_no = b.broken_group AND f.part_no >= bp.broken_part
         UNION ALL
         SELECT
             g.source_key,
+            g.arrival_hour,
             g.line_no,
             g.group_no,
             0 AS position,
             g.raw_group AS text
         FROM groups AS g
         INNER JOIN line_breaks AS b
-            ON g.line_no = b.line_no
+            ON g.source_key = b.source_key AND g.line_no = b.line_no
         WHERE g.group_no > b.broken_group
     ) AS tail
-    GROUP BY source_key, line_no
+    GROUP BY source_key, arrival_hour, line_no
 ),
 
 records AS (
-    SELECT source_key, record, doc FROM simple_records
+    SELECT source_key, arrival_hour, record, doc FROM simple_records
     UNION ALL
     SELECT
         source_key,
+        arrival_hour,
         record,
         CASE WHEN is_object THEN try(CAST(json_parse(record) AS MAP(VARCHAR, JSON))) END AS doc
     FROM complex_records
 ),
 
--- Each field as its JSON text (its first character tells its type) and as a scalar string.
-documents AS (
+-- Each field looked up once, then read as its JSON text (its first character tells its type)
+-- and as a scalar.
+field_values AS (
     SELECT
         source_key,
+        arrival_hour,
         record,
         doc IS NOT NULL AS is_object,
-        doc
+        element_at(doc, 'bookId') AS book_id_value,
+        element_at(doc, 'userId') AS user_id_value,
+        element_at(doc, 'purchaseTimestamp') AS timestamp_value,
+        element_at(doc, 'purchaseId') AS purchase_id_value,
+        element_at(doc, 'title') AS title_value,
+        element_at(doc, 'author') AS author_value,
+        element_at(doc, 'genre') AS genre_value,
+        element_at(doc, 'userCountry') AS country_value,
+        element_at(doc, 'userAge') AS age_value
     FROM records
 ),
 
 fields AS (
     SELECT
         source_key,
+        arrival_hour,
         record,
         is_object,
-        json_format(element_at(doc, 'bookId')) AS book_id_json,
-        json_extract_scalar(element_at(doc, 'bookId'), '$') AS book_id_text,
-        json_format(element_at(doc, 'userId')) AS user_id_json,
-        json_extract_scalar(element_at(doc, 'userId'), '$') AS user_id_text,
-        json_format(element_at(doc, 'purchaseTimestamp')) AS timestamp_json,
-        try_cast(json_extract_scalar(element_at(doc, 'purchaseTimestamp'), '$') AS DOUBLE) AS timestamp_value,
-        json_format(element_at(doc, 'purchaseId')) AS purchase_id_json,
-        json_extract_scalar(element_at(doc, 'purchaseId'), '$') AS purchase_id_text,
-        json_format(element_at(doc, 'title')) AS title_json,
-        json_extract_scalar(element_at(doc, 'title'), '$') AS title_text,
-        json_format(element_at(doc, 'author')) AS author_json,
-        json_extract_scalar(element_at(doc, 'author'), '$') AS author_text,
-        json_format(element_at(doc, 'genre')) AS genre_json,
-        json_extract_scalar(element_at(doc, 'genre'), '$') AS genre_text,
-        json_format(element_at(doc, 'userCountry')) AS country_json,
-        json_extract_scalar(element_at(doc, 'userCountry'), '$') AS country_text,
-        json_format(element_at(doc, 'userAge')) AS age_json,
-        try_cast(json_extract_scalar(element_at(doc, 'userAge'), '$') AS DOUBLE) AS age_value
-    FROM documents
+        json_format(book_id_value) AS book_id_json,
+        json_extract_scalar(book_id_value, '$') AS book_id_text,
+        json_format(user_id_value) AS user_id_json,
+        json_extract_scalar(user_id_value, '$') AS user_id_text,
+        json_format(timestamp_value) AS timestamp_json,
+        try_cast(json_extract_scalar(timestamp_value, '$') AS DOUBLE) AS timestamp_number,
+        json_format(purchase_id_value) AS purchase_id_json,
+        json_extract_scalar(purchase_id_value, '$') AS purchase_id_text,
+        json_format(title_value) AS title_json,
+        json_extract_scalar(title_value, '$') AS title_text,
+        json_format(author_value) AS author_json,
+        json_extract_scalar(author_value, '$') AS author_text,
+        json_format(genre_value) AS genre_json,
+        json_extract_scalar(genre_value, '$') AS genre_text,
+        json_format(country_value) AS country_json,
+        json_extract_scalar(country_value, '$') AS country_text,
+        json_format(age_value) AS age_json,
+        try_cast(json_extract_scalar(age_value, '$') AS DOUBLE) AS age_number
+    FROM field_values
 ),
 
 typed AS (
     SELECT
         source_key,
-        date_parse(
-            regexp_extract(source_key, '(\d{4}/\d{2}/\d{2}/\d{2})/[^/]+$', 1), '%Y/%m/%d/%H'
-        ) AS arrival_hour,
+        arrival_hour,
         record,
         CASE
             WHEN NOT is_object THEN 'malformed_json'
@@ -437,8 +485,8 @@ typed AS (
         user_id_text AS user_id,
         -- Integer milliseconds, rounded half up, so both engines compare exact integers.
         CASE
-            WHEN timestamp_value >= 1e11 THEN floor(timestamp_value + 0.5)
-            ELSE floor(timestamp_value * 1000 + 0.5)
+            WHEN timestamp_number >= 1e11 THEN floor(timestamp_number + 0.5)
+            ELSE floor(timestamp_number * 1000 + 0.5)
         END AS timestamp_ms,
         CASE
             WHEN substr(purchase_id_json, 1, 1) = '"' AND purchase_id_text <> ''
@@ -456,9 +504,9 @@ typed AS (
         END AS user_country,
         CASE
             WHEN regexp_like(age_json, '^-?[0-9]')
-                AND age_value = floor(age_value)
-                AND age_value BETWEEN 0 AND 120
-                THEN CAST(age_value AS INTEGER)
+                AND age_number = floor(age_number)
+                AND age_number BETWEEN 0 AND 120
+                THEN CAST(age_number AS INTEGER)
         END AS user_age
     FROM fields
 ),
