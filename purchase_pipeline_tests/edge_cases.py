@@ -127,6 +127,24 @@ def edge_objects(raw_prefix: str, stream: str) -> list[tuple[str, bytes]]:
         ),
         (landing_key(raw_prefix, stream, H + dt.timedelta(minutes=3), False, next(ids)), b""),
         (landing_key(raw_prefix, stream, H + dt.timedelta(minutes=4), True, next(ids)), b""),
+        # Objects that cannot be read whole: each is one unreadable_object rejection.
+        (
+            landing_key(raw_prefix, stream, H + dt.timedelta(minutes=5), True, next(ids)),
+            gzip.compress(body, mtime=0)[:-40],  # cut short: no end marker
+        ),
+        (
+            landing_key(raw_prefix, stream, H + dt.timedelta(minutes=6), False, next(ids)),
+            rec(purchaseId="latin-1", title="caf\u00e9").encode("latin-1"),  # not UTF-8
+        ),
+        (
+            landing_key(raw_prefix, stream, H + dt.timedelta(minutes=7), False, next(ids)),
+            bytes(range(256)) * 4,  # a binary file under the prefix
+        ),
+        # A NUL byte is no JSON text: its line is malformed_json, whole; the next line is read.
+        (
+            landing_key(raw_prefix, stream, H + dt.timedelta(minutes=8), False, next(ids)),
+            (rec(purchaseId="nul-1", title="a\x00b") + "\n" + rec(purchaseId="after-nul")).encode(),
+        ),
         (f"{raw_prefix}{H:%Y/%m/%d/%H}/README.txt", b"not purchase data\n"),
         (f"{raw_prefix}manifest.json", b'{"not": "purchases"}\n'),
     ]

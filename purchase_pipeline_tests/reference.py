@@ -21,6 +21,9 @@ Readings that docs/data-rules.md leaves open, and how this module settles them:
   (infinity); it is still a number, just out of every range.
 * A record nested so deeply that Python's decoder runs out of recursion is `malformed_json`.
 * A UTF-8 byte-order mark is not JSON whitespace: the line it starts is `malformed_json`.
+* An object that cannot be read whole (a gzip stream cut short or corrupt, bytes that are not
+  UTF-8) is one `unreadable_object` rejection whose record is `UNREADABLE`: the pipeline
+  records its own description of the problem there, which the tests only check is present.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ MISSING_FIELD = "missing_field"
 BAD_TYPE = "bad_type"
 BAD_TIMESTAMP = "bad_timestamp"
 TOO_LATE = "too_late"
+UNREADABLE_OBJECT = "unreadable_object"
+UNREADABLE = "<unreadable object>"
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,7 @@ class Record:
     source_key: str
     arrival_hour: datetime  # tz-aware UTC
     text: str  # JSON whitespace trimmed at both ends
+    unreadable: bool = False  # the whole object, which could not be read
 
     @property
     def arrival_day(self) -> date:
@@ -329,9 +335,13 @@ def read_records(lake_bucket_dir: Path, raw_prefix: str) -> tuple[list[Record], 
             skipped.append(key)
             continue
         data = (lake_bucket_dir / key).read_bytes()
-        if landing.gzip and data:
-            data = gzip.decompress(data)
-        content = data.decode("utf-8")
+        try:
+            if landing.gzip and data:
+                data = gzip.decompress(data)
+            content = data.decode("utf-8")
+        except (OSError, EOFError, UnicodeDecodeError):  # gzip.BadGzipFile is an OSError
+            records.append(Record(key, landing.arrival_hour, UNREADABLE, unreadable=True))
+            continue
         for line in re.split("[\r\n]", content):
             for text, _ in split_line(line):
                 records.append(Record(key, landing.arrival_hour, text))
@@ -425,6 +435,8 @@ def classify(record: Record) -> Purchase | Rejected:
     def reject(reason: str) -> Rejected:
         return Rejected(arrival_day, record.source_key, reason, record.text[:RECORD_MAX_CHARS])
 
+    if record.unreadable:
+        return reject(UNREADABLE_OBJECT)
     obj = parse_object(record.text)
     if obj is None or _repeats_a_key(record.text):
         return reject(MALFORMED_JSON)

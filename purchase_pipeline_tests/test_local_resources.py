@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from purchase_pipeline.resources import engine as engine_module
 from purchase_pipeline.resources.catalog import (
     CatalogError,
     Column,
@@ -496,13 +497,36 @@ def assert_failure_is_clean(env: Env, error: QueryEngineError, kept: BuildResult
     ]
 
 
-def test_a_failing_query_keeps_the_previous_partition(env: Env) -> None:
+def _skip_the_object_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if an object broke between the engine's check and DuckDB's read of it."""
+    monkeypatch.setattr(engine_module, "unreadable_objects", lambda *args: {})
+
+
+def test_a_corrupt_object_is_recorded_and_the_rest_of_the_hour_builds(env: Env) -> None:
+    good = landing_object_key(1)
+    env.store.put_object(good, records("P1", "P2", "P3"))
+    broken = landing_object_key(2, ".gz")
+    env.store.put_object(broken, b"\x1f\x8b\x08\x00" + b"not gzip at all " * 4096)
+    env.build([good, broken])
+    rows = env.engine.query(
+        env.store,
+        env.catalog,
+        "SELECT source_key, reason, record FROM landing_records ORDER BY source_key",
+    ).rows
+    assert [(r[0], r[1]) for r in rows] == [(good, None)] * 3 + [(broken, "unreadable_object")]
+    assert rows[-1][2].startswith("unreadable gzip stream")
+
+
+def test_a_failing_query_keeps_the_previous_partition(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     good = landing_object_key(1)
     env.store.put_object(good, records("P1", "P2", "P3"))
     kept = env.build([good])
-    # A .gz object that is not a gzip stream: DuckDB fails while reading it.
+    # A .gz object that is not a gzip stream, unchecked: DuckDB fails while reading it.
     broken = landing_object_key(2, ".gz")
     env.store.put_object(broken, b"\x1f\x8b\x08\x00" + b"not gzip at all " * 4096)
+    _skip_the_object_check(monkeypatch)
     with pytest.raises(QueryEngineError) as caught:
         env.build([good, broken])
     assert_failure_is_clean(env, caught.value, kept)
@@ -549,7 +573,10 @@ def test_a_failure_after_writing_removes_the_partial_output(
     assert_failure_is_clean(env, caught.value, kept)
 
 
-def test_a_failing_first_build_leaves_no_partition(env: Env) -> None:
+def test_a_failing_first_build_leaves_no_partition(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _skip_the_object_check(monkeypatch)
     broken = landing_object_key(2, ".gz")
     env.store.put_object(broken, b"\x1f\x8b\x08\x00" + b"not gzip at all " * 4096)
     with pytest.raises(QueryEngineError, match=f"landing_records partition hour={HOUR_VALUE}"):

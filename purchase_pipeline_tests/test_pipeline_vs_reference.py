@@ -7,6 +7,7 @@ from dataclasses import asdict
 import pytest
 
 from purchase_pipeline_tests.conftest import FIRST_DAY, LAST_DAY, Built
+from purchase_pipeline_tests.reference import UNREADABLE, UNREADABLE_OBJECT
 
 
 def _days() -> list[dt.date]:
@@ -21,6 +22,7 @@ def test_the_data_set_covers_every_outcome(built: Built) -> None:
         "bad_type",
         "bad_timestamp",
         "too_late",
+        "unreadable_object",
     }
     assert sum(built.reference.duplicates_dropped.values()) > 0
     assert built.reference.skipped_keys
@@ -42,6 +44,13 @@ def test_rejected_equal_the_reference(built: Built) -> None:
         "ORDER BY dt, source_key, reason, record"
     )
     expected = [asdict(r) for r in built.reference.rejected]
+    # An unreadable object's record is the pipeline's description of what is wrong with it.
+    descriptions = [r["record"] for r in rows if r["reason"] == UNREADABLE_OBJECT]
+    assert len(descriptions) == 3
+    assert all(("gzip" in d or "UTF-8" in d) for d in descriptions), descriptions
+    for row in rows:
+        if row["reason"] == UNREADABLE_OBJECT:
+            row["record"] = UNREADABLE
     expected.sort(key=lambda r: (r["dt"], r["source_key"], r["reason"], r["record"].encode()))
     rows.sort(key=lambda r: (r["dt"], r["source_key"], r["reason"], r["record"].encode()))
     assert rows == expected

@@ -105,9 +105,12 @@ def test_the_rendered_files_run_on_duckdb_end_to_end() -> None:
         '{"bookId":"B3","userId":"U4","purchaseTimestamp":"1740805200"}',
         "not json",
     ]
-    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line_no BIGINT, line VARCHAR)")
+    con.execute(
+        "CREATE TABLE landing_lines "
+        "(source_key VARCHAR, line_no BIGINT, line VARCHAR, read_error VARCHAR)"
+    )
     con.executemany(
-        "INSERT INTO landing_lines VALUES (?, ?, ?)",
+        "INSERT INTO landing_lines VALUES (?, ?, ?, NULL)",
         [[KEY, n, line] for n, line in enumerate(lines, 1)],
     )
     landing = render_file("landing_records", {}, "duckdb")
@@ -459,14 +462,17 @@ def test_landing_records_classifies_non_finite_spellings_as_malformed() -> None:
     """docs/data-rules.md: JSON is strict RFC 8259, so `nan`/`inf` make a record malformed_json
     exactly like `NaN` does (today `nan` is accepted and `inf` is called bad_type)."""
     con = connect()
-    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line_no BIGINT, line VARCHAR)")
+    con.execute(
+        "CREATE TABLE landing_lines "
+        "(source_key VARCHAR, line_no BIGINT, line VARCHAR, read_error VARCHAR)"
+    )
     lines = [
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"userAge":NaN}',
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"userAge":nan}',
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":inf}',
     ]
     con.executemany(
-        "INSERT INTO landing_lines VALUES (?, ?, ?)",
+        "INSERT INTO landing_lines VALUES (?, ?, ?, NULL)",
         [[KEY, n, line] for n, line in enumerate(lines, 1)],
     )
     landing = render_file("landing_records", {}, "duckdb")

@@ -111,7 +111,8 @@ purchases_rejected = daily_table_asset(
     group_name="warehouse",
     description=(
         "Every record that arrived on the day and is not a purchase, with the reason "
-        "(malformed_json, missing_field, bad_type, bad_timestamp, too_late) and its text."
+        "(malformed_json, missing_field, bad_type, bad_timestamp, too_late, "
+        "unreadable_object) and its text."
     ),
     build=build_rejected_day,
 )

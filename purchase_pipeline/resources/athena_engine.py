@@ -192,7 +192,8 @@ class AthenaEngine(QueryEngine, AwsConnection):
             f"""SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, """
             # Numbered within each object, so Trino sorts objects in parallel; identical
             # lines are interchangeable, so the numbering is the same on every evaluation.
-            """row_number() OVER (PARTITION BY "$path" ORDER BY line) AS line_no, line """
+            """row_number() OVER (PARTITION BY "$path" ORDER BY line) AS line_no, line, """
+            "CAST(NULL AS VARCHAR) AS read_error "
             f"FROM {self.database_name}.{LANDING_LINES_TABLE} "
             f"""WHERE {in_hours} AND regexp_like("$path", {layout})""",
             read="athena",

@@ -31,6 +31,7 @@ from purchase_pipeline.resources.catalog import (
     SupersededError,
     Table,
 )
+from purchase_pipeline.resources.landing_objects import LINE_DELIMITER, unreadable_objects
 from purchase_pipeline.resources.object_store import LocalObjectStore, ObjectStore
 from purchase_pipeline.sql_render import (
     DUCKDB_MACROS,
@@ -263,33 +264,42 @@ class DuckDBEngine(QueryEngine):
     def _create_landing_view(
         self, con: duckdb.DuckDBPyConnection, store: ObjectStore, name: str, keys: list[str]
     ) -> None:
-        if not keys:
-            con.execute(
-                f"CREATE TEMP VIEW {name} AS "
-                "SELECT CAST(NULL AS VARCHAR) AS source_key, CAST(NULL AS BIGINT) AS line_no, "
-                "CAST(NULL AS VARCHAR) AS line WHERE FALSE"
+        unreadable = unreadable_objects(keys, store.get_object, self.threads or None)
+        for key, reason in unreadable.items():
+            log.warning("landing object %s is unreadable_object: %s", key, reason)
+        readable = [k for k in keys if k not in unreadable]
+        parts = [
+            f"SELECT {_string(key)} AS source_key, CAST(NULL AS BIGINT) AS line_no, "
+            f"CAST(NULL AS VARCHAR) AS line, {_string(reason)} AS read_error"
+            for key, reason in unreadable.items()
+        ]
+        if readable:
+            paths = ", ".join(_string(store.uri(k)) for k in readable)
+            mapping = ", ".join(f"({_string(store.uri(k))}, {_string(k)})" for k in readable)
+            # The delimiter is four bytes no JSON text holds, so each line is one column,
+            # even one with a NUL in it; quoting is off so every byte of the line is kept as
+            # it landed. Non-strict mode with '\n' ends lines at every '\n' and '\r' (like
+            # Hadoop's reader under Athena); strict mode rejects a file that mixes '\r\n' and
+            # '\n'. A line's number is its position in the scan: with insertion order kept,
+            # the same on every evaluation of the view, and free, where sorting a day of lines
+            # took a second.
+            con.execute("SET preserve_insertion_order=true")
+            parts.append(
+                "SELECT k.source_key, r.line_no, r.line, CAST(NULL AS VARCHAR) AS read_error "
+                "FROM (SELECT filename, line, row_number() OVER () AS line_no "
+                f"FROM read_csv([{paths}], columns={{'line': 'VARCHAR'}}, "
+                f"delim={' || '.join(f'chr({b})' for b in LINE_DELIMITER)}, quote='', escape='', "
+                "header=false, strict_mode=false, new_line='\\n', auto_detect=false, "
+                f"filename=true, max_line_size={MAX_LINE_BYTES}, "
+                f"buffer_size={READ_BUFFER_BYTES})) AS r "
+                f"JOIN (VALUES {mapping}) AS k(path, source_key) ON r.filename = k.path"
             )
-            return
-        paths = ", ".join(_string(store.uri(k)) for k in keys)
-        mapping = ", ".join(f"({_string(store.uri(k))}, {_string(k)})" for k in keys)
-        # NUL never occurs in JSON text, so each line is one column; quoting is off so every
-        # byte of the line is kept as it landed. Non-strict mode with '\n' ends lines at every
-        # '\n' and '\r' (like Hadoop's reader under Athena); strict mode rejects a file that
-        # mixes '\r\n' and '\n'. A line's number is its position in the scan: with insertion
-        # order kept, the same on every evaluation of the view, and free, where sorting a day
-        # of lines took a second.
-        con.execute("SET preserve_insertion_order=true")
-        con.execute(
-            f"CREATE TEMP VIEW {name} AS "
-            f"SELECT k.source_key, r.line_no, r.line FROM ("
-            "SELECT filename, line, row_number() OVER () AS line_no "
-            f"FROM read_csv([{paths}], "
-            "columns={'line': 'VARCHAR'}, delim=chr(0), quote='', escape='', header=false, "
-            "strict_mode=false, new_line='\\n', "
-            f"auto_detect=false, filename=true, max_line_size={MAX_LINE_BYTES}, "
-            f"buffer_size={READ_BUFFER_BYTES})) AS r "
-            f"JOIN (VALUES {mapping}) AS k(path, source_key) ON r.filename = k.path"
-        )
+        if not parts:
+            parts.append(
+                "SELECT CAST(NULL AS VARCHAR) AS source_key, CAST(NULL AS BIGINT) AS line_no, "
+                "CAST(NULL AS VARCHAR) AS line, CAST(NULL AS VARCHAR) AS read_error WHERE FALSE"
+            )
+        con.execute(f"CREATE TEMP VIEW {name} AS " + " UNION ALL ".join(parts))
 
     def _create_table_view(
         self,

@@ -2,9 +2,11 @@
 -- classified by docs/data-rules.md. One row per record. `reason` is NULL for a record bound
 -- for `purchases` (before de-duplication), else the rejection reason.
 --
--- Input: landing_lines (source_key, line_no, line), the lines of landing objects of any number
--- of arrival hours, each numbered uniquely within its object by the engine that reads them.
--- A record's arrival hour is its object's key's YYYY/MM/DD/HH folder.
+-- Input: landing_lines (source_key, line_no, line, read_error), the lines of landing objects of
+-- any number of arrival hours, each numbered uniquely within its object by the engine that
+-- reads them. An object the engine cannot read whole (a truncated gzip stream, bytes that are
+-- not UTF-8) is one row with no line and `read_error` saying why: one `unreadable_object`
+-- record. A record's arrival hour is its object's key's YYYY/MM/DD/HH folder.
 --
 -- Splitting a line into records, fast for what Firehose writes and exact for the rest:
 -- 1. Cut the line at every '}{' (Firehose concatenates records with no delimiter). When every
@@ -25,6 +27,7 @@ WITH lines AS (
         source_key,
         line,
         line_no,
+        read_error,
         date_parse(
             regexp_extract(source_key, '(\d{4}/\d{2}/\d{2}/\d{2})/[^/]+$', 1), '%Y/%m/%d/%H'
         ) AS arrival_hour
@@ -39,7 +42,7 @@ pieces AS (
         line AS piece,
         1 AS piece_no
     FROM lines
-    WHERE strpos(line, '}{') = 0
+    WHERE read_error IS NULL AND strpos(line, '}{') = 0
     UNION ALL
     SELECT
         l.source_key,
@@ -51,7 +54,7 @@ pieces AS (
     CROSS JOIN
         UNNEST(split(replace(l.line, '}{', '}' || chr(10) || '{'), chr(10)))
         WITH ORDINALITY AS p (piece, piece_no)
-    WHERE strpos(l.line, '}{') > 0
+    WHERE l.read_error IS NULL AND strpos(l.line, '}{') > 0
 ),
 
 -- Each piece parsed once into a map of its fields (NULL when it is not one readable object).
@@ -408,14 +411,30 @@ complex_records AS (
 ),
 
 records AS (
-    SELECT source_key, arrival_hour, record, doc FROM simple_records
+    SELECT
+        source_key,
+        arrival_hour,
+        record,
+        doc,
+        FALSE AS unreadable
+    FROM simple_records
     UNION ALL
     SELECT
         source_key,
         arrival_hour,
         record,
-        CASE WHEN is_object THEN try(CAST(json_parse(record) AS MAP(VARCHAR, JSON))) END AS doc
+        CASE WHEN is_object THEN try(CAST(json_parse(record) AS MAP(VARCHAR, JSON))) END AS doc,
+        FALSE AS unreadable
     FROM complex_records
+    UNION ALL
+    SELECT
+        source_key,
+        arrival_hour,
+        read_error AS record,
+        CAST(NULL AS MAP(VARCHAR, JSON)) AS doc,
+        TRUE AS unreadable
+    FROM lines
+    WHERE read_error IS NOT NULL
 ),
 
 -- Each field looked up once, then read as its JSON text (its first character tells its type)
@@ -425,6 +444,7 @@ field_values AS (
         source_key,
         arrival_hour,
         record,
+        unreadable,
         doc IS NOT NULL AS is_object,
         element_at(doc, 'bookId') AS book_id_value,
         element_at(doc, 'userId') AS user_id_value,
@@ -443,6 +463,7 @@ fields AS (
         source_key,
         arrival_hour,
         record,
+        unreadable,
         is_object,
         json_format(book_id_value) AS book_id_json,
         json_extract_scalar(book_id_value, '$') AS book_id_text,
@@ -471,6 +492,7 @@ typed AS (
         arrival_hour,
         record,
         CASE
+            WHEN unreadable THEN 'unreadable_object'
             WHEN NOT is_object THEN 'malformed_json'
             WHEN book_id_json IS NULL OR book_id_json IN ('null', '""')
                 OR user_id_json IS NULL OR user_id_json IN ('null', '""')

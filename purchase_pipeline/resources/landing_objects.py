@@ -1,0 +1,65 @@
+"""Which landing objects can be read whole, as UTF-8 lines, and which cannot.
+
+Why it exists: DuckDB reads the readable start of a truncated gzip stream without an error,
+and fails a whole batch of hours on one object that is not UTF-8. Either way records would be
+lost silently or a day would never build. The local engine checks each object first; one it
+cannot read whole becomes a single `unreadable_object` rejection that names its key and the
+problem, and the rest of the batch builds. Objects are checked in parallel threads (zlib
+releases the GIL), each in memory once: landing objects are Firehose buffers of a few MiB.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+# The column delimiter the local engine reads lines with: four bytes no JSON text holds
+# (JSON forbids raw control characters), so a NUL inside a line does not cut it short.
+LINE_DELIMITER = b"\x00\x01\x02\x03"
+
+
+def unreadable_reason(key: str, body: bytes) -> str | None:
+    """Why the object `key` with these bytes cannot be read whole as text, or None."""
+    text = body
+    if key.endswith(".gz"):
+        try:
+            text = _gunzip(body)
+        except (zlib.error, EOFError) as exc:
+            return f"unreadable gzip stream: {exc}"
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text: byte {exc.start} is {text[exc.start : exc.start + 1].hex()}"
+    if LINE_DELIMITER in text:
+        return "holds the byte sequence 00 01 02 03, which no JSON text holds"
+    return None
+
+
+def _gunzip(body: bytes) -> bytes:
+    """Every member of a gzip stream, or an error when one is cut short or corrupt."""
+    out = []
+    rest = body
+    while True:
+        stream = zlib.decompressobj(wbits=31)
+        out.append(stream.decompress(rest))
+        if not stream.eof:
+            raise EOFError(f"stream ends after {len(body)} bytes, before its end marker")
+        rest = stream.unused_data
+        if not rest.strip(b"\x00"):  # some writers pad the last member with zeros
+            return b"".join(out)
+
+
+def unreadable_objects(
+    keys: Iterable[str], read: Callable[[str], bytes], threads: int | None = None
+) -> dict[str, str]:
+    """The objects among `keys` that cannot be read whole, each with why."""
+    keys = list(keys)
+
+    def check(key: str) -> str | None:
+        return unreadable_reason(key, read(key))
+
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        reasons = list(pool.map(check, keys))
+    return {k: r for k, r in zip(keys, reasons, strict=True) if r is not None}

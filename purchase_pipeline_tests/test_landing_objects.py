@@ -1,0 +1,59 @@
+"""Which landing objects the local engine can read whole (resources/landing_objects.py)."""
+
+import gzip
+import zlib
+
+import pytest
+
+from purchase_pipeline.resources.landing_objects import unreadable_objects, unreadable_reason
+
+TEXT = '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"title":"Café ✓"}\n' * 50
+
+
+def test_good_objects_plain_and_gzip_are_readable() -> None:
+    assert unreadable_reason("a.json", TEXT.encode()) is None
+    assert unreadable_reason("a.gz", gzip.compress(TEXT.encode())) is None
+
+
+def test_a_gzip_stream_of_several_members_or_zero_padded_is_readable() -> None:
+    two = gzip.compress(TEXT.encode()) + gzip.compress(TEXT.encode())
+    assert unreadable_reason("a.gz", two) is None
+    assert unreadable_reason("a.gz", gzip.compress(TEXT.encode()) + b"\x00" * 16) is None
+
+
+@pytest.mark.parametrize("cut", [1, 8, 40, 200])
+def test_a_gzip_stream_cut_short_is_unreadable(cut: int) -> None:
+    body = gzip.compress(TEXT.encode())
+    reason = unreadable_reason("a.gz", body[:-cut])
+    assert reason is not None and reason.startswith("unreadable gzip stream")
+
+
+def test_a_corrupt_gzip_stream_is_unreadable_with_zlibs_message() -> None:
+    body = bytearray(gzip.compress(TEXT.encode()))
+    body[20:30] = b"\xff" * 10
+    reason = unreadable_reason("a.gz", bytes(body))
+    assert reason is not None and reason.startswith("unreadable gzip stream")
+    with pytest.raises(zlib.error):
+        zlib.decompress(bytes(body), wbits=31)
+
+
+def test_bytes_that_are_not_utf8_name_the_offset() -> None:
+    body = TEXT.encode() + "é".encode("latin-1") + b"\n"
+    assert unreadable_reason("a.json", body) == f"not UTF-8 text: byte {len(TEXT.encode())} is e9"
+    assert unreadable_reason("a.gz", gzip.compress(body)) is not None
+
+
+def test_a_nul_byte_alone_is_readable_but_the_line_delimiter_sequence_is_not() -> None:
+    assert unreadable_reason("a.json", b'{"a":"x\x00y"}\n') is None
+    assert unreadable_reason("a.json", b'{"a":"x\x00\x01\x02\x03y"}\n') is not None
+
+
+def test_unreadable_objects_checks_every_key_and_returns_only_the_bad_ones() -> None:
+    bodies = {
+        "k/good.gz": gzip.compress(TEXT.encode()),
+        "k/cut.gz": gzip.compress(TEXT.encode())[:-10],
+        "k/latin.json": "é".encode("latin-1"),
+        "k/plain.json": TEXT.encode(),
+    }
+    got = unreadable_objects(sorted(bodies), bodies.__getitem__, threads=2)
+    assert sorted(got) == ["k/cut.gz", "k/latin.json"]
