@@ -25,6 +25,7 @@ from purchase_pipeline.resources.catalog import (
     Table,
 )
 from purchase_pipeline.resources.engine import (
+    READ_ATTEMPTS,
     BuildResult,
     DuckDBEngine,
     LandingSource,
@@ -585,3 +586,76 @@ def test_a_failing_first_build_leaves_no_partition(
     assert (
         not (env.store.root / "tables").exists() or files_on_disk(env.store.root / "tables") == []
     )
+
+
+class _ReplacedOnce:
+    """`LocalCatalog.get_partition` that first answers what a concurrent build then replaced:
+    the partition's entry with files that are already deleted, as a reader sees when a swap
+    lands between its catalog lookup and its read."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, stale_times: int = 1) -> None:
+        self.real = LocalCatalog.get_partition
+        self.stale_times = stale_times
+        self.calls = 0
+        monkeypatch.setattr(LocalCatalog, "get_partition", self)
+
+    def __get__(self, catalog: LocalCatalog, owner: type) -> Any:
+        return lambda table, value: self(catalog, table, value)
+
+    def __call__(self, catalog: LocalCatalog, table: str, value: str) -> Partition | None:
+        partition = self.real(catalog, table, value)
+        if table != "landing_records" or partition is None:
+            return partition
+        self.calls += 1
+        if self.calls > self.stale_times:
+            return partition
+        gone = "tables/landing_records/hour=2025-03-01-05/replaced-build/"
+        return Partition(value, gone, [gone + "data_0.parquet"], partition.stats)
+
+
+def test_a_query_whose_input_is_replaced_meanwhile_reads_the_new_partition(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.store.put_object(landing_object_key(1), records("P1", "P2"))
+    env.build([landing_object_key(1)])
+    replaced = _ReplacedOnce(monkeypatch)
+    assert env.purchase_ids() == ["P1", "P2"]
+    assert replaced.calls == 2  # read again after the missing file
+
+
+def test_a_build_whose_input_is_replaced_meanwhile_builds_from_the_new_partition(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.store.put_object(landing_object_key(1), records("P1", "P2"))
+    env.build([landing_object_key(1)])
+    replaced = _ReplacedOnce(monkeypatch)
+    result = env.engine.write_partition(
+        env.store,
+        env.catalog,
+        table="purchases",
+        partition_key="dt",
+        partition_value="2025-03-01",
+        sql_name="purchases",
+        params={
+            "dt": dt.date(2025, 3, 1),
+            "window_start": dt.datetime(2025, 3, 1),
+            "window_end": dt.datetime(2025, 3, 3),
+        },
+        sources={"landing_records": TableSource("landing_records", [HOUR_VALUE])},
+    )
+    assert result.rows == 2
+    assert replaced.calls == 2
+    assert not (env.store.root / "tables" / "purchases" / "_staging").exists() or not any(
+        (env.store.root / "tables" / "purchases" / "_staging").iterdir()
+    )
+
+
+def test_an_input_that_stays_missing_fails_after_the_attempts_naming_the_file(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env.store.put_object(landing_object_key(1), records("P1"))
+    env.build([landing_object_key(1)])
+    replaced = _ReplacedOnce(monkeypatch, stale_times=99)
+    with pytest.raises(QueryEngineError, match=r"replaced-build/data_0\.parquet"):
+        env.purchase_ids()
+    assert replaced.calls == READ_ATTEMPTS

@@ -29,7 +29,12 @@ class AwsConnection(ConfigurableResource):
     _client: Any = PrivateAttr(default=None)
 
     def boto_client(self, service: str, max_attempts: int = 8) -> Any:
-        """One boto3 client per resource instance, with standard retries and backoff."""
+        """One boto3 client per resource instance, with standard retries and backoff.
+
+        `max_attempts` is botocore's: the retries after the first attempt. Standard mode retries
+        throttling, 5xx and network errors with exponential backoff and full jitter, and
+        never retries an error that another attempt cannot fix (access denied, bad input).
+        """
         if self._client is None:
             session = boto3.session.Session(profile_name=self.profile_name)
             self._client = session.client(

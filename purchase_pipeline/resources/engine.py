@@ -235,6 +235,14 @@ class DuckDBEngine(QueryEngine):
         description="DuckDB memory_limit per query; larger inputs spill to temp_directory.",
     )
     threads: int = Field(default=0, description="DuckDB threads per query; 0 uses every core.")
+    stale_build_seconds: float = Field(
+        default=3600.0,
+        description=(
+            "A partition or staging folder the catalog does not point at, untouched for this "
+            "long, is a crashed build's leftover and is deleted by the next build of that "
+            "partition. Longer than any build takes."
+        ),
+    )
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
@@ -391,20 +399,24 @@ class DuckDBEngine(QueryEngine):
             sources = {t.name: TableSource(t.name) for t in catalog.list_tables()}
         tree = parse_query(sql, params)
         started = time.monotonic()
-        con = self._connect()
-        try:
-            self._create_views(con, store, catalog, sources)
-            # The query may read the views and nothing else: no other file, no writes.
-            if isinstance(store, LocalObjectStore):
-                con.execute(f"SET allowed_directories = [{_string(str(store.root) + '/')}]")
-            con.execute("SET enable_external_access = false")
-            cursor = con.execute(render(tree, "duckdb"))
-            columns = [d[0] for d in cursor.description or []]
-            rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()
-        except duckdb.Error as exc:
-            raise QueryEngineError(f"query {query_id} failed: {exc}") from None
-        finally:
-            con.close()
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            con = self._connect()
+            try:
+                self._create_views(con, store, catalog, sources)
+                # The query may read the views and nothing else: no other file, no writes.
+                if isinstance(store, LocalObjectStore):
+                    con.execute(f"SET allowed_directories = [{_string(str(store.root) + '/')}]")
+                con.execute("SET enable_external_access = false")
+                cursor = con.execute(render(tree, "duckdb"))
+                columns = [d[0] for d in cursor.description or []]
+                rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()
+                break
+            except duckdb.Error as exc:
+                if _replaced_while_read(exc, attempt):
+                    continue
+                raise QueryEngineError(f"query {query_id} failed: {exc}") from None
+            finally:
+                con.close()
         return QueryResult(columns, rows, query_id, int((time.monotonic() - started) * 1000))
 
     def write_partitions(
@@ -431,56 +443,28 @@ class DuckDBEngine(QueryEngine):
             else f"{table} partitions {partition_key}={_span(partition_values)}"
         )
         part = sqlglot.parse_one(partition_expression, read="athena").sql(dialect="duckdb")
+        sweep_stale_builds(
+            store, catalog, table, partition_key, partition_values, self.stale_build_seconds
+        )
         started = time.monotonic()
-        con = self._connect()
-        try:
-            self._create_views(con, store, catalog, sources)
-            select, _ = template(sql_name, "duckdb")
-            values = duckdb_parameters(sql_name, params)
-            con.execute(
-                f"CREATE TEMP TABLE build_schema AS SELECT * FROM ({select}) LIMIT 0", values
-            )
-            described = con.execute("DESCRIBE build_schema").fetchall()
-            target = store.uri(batch)
-            _ensure_parent(target + "x")
-            con.execute(
-                f"COPY (SELECT *, CAST({part} AS VARCHAR) AS part FROM ({select}) AS build) "
-                f"TO {_string(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part), "
-                "FILENAME_PATTERN 'data_{i}')",
-                values,
-            )
-            files_by_value: dict[str, list[str]] = {}
-            for info in store.list_objects(batch):
-                folder = info.key[len(batch) :].split("/", 1)[0]
-                files_by_value.setdefault(_unquote(folder.removeprefix("part=")), []).append(
-                    info.key
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            try:
+                described, files_by_value, rows_by_file = self._copy_partitions(
+                    store, catalog, sources, sql_name, params, part, batch, partition_values
                 )
-            unexpected = set(files_by_value) - set(partition_values)
-            if unexpected:
-                raise QueryEngineError(
-                    f"query {query_id} building {what} produced rows for other partitions: "
-                    f"{sorted(unexpected)[:5]}"
-                )
-            rows_by_file = (
-                dict(
-                    con.execute(
-                        "SELECT filename, count(*) FROM read_parquet(?, filename=true, "
-                        "hive_partitioning=false) GROUP BY filename",
-                        [[store.uri(f) for fs in files_by_value.values() for f in fs]],
-                    ).fetchall()
-                )
-                if files_by_value
-                else {}
-            )
-        except duckdb.Error as exc:
-            store.delete_prefix(batch)
-            raise QueryEngineError(f"query {query_id} building {what} failed: {exc}") from None
-        except BaseException:
-            # Whatever stopped the build, its half-written output must not stay behind.
-            store.delete_prefix(batch)
-            raise
-        finally:
-            con.close()
+                break
+            except duckdb.Error as exc:
+                store.delete_prefix(batch)
+                if _replaced_while_read(exc, attempt):
+                    continue
+                raise QueryEngineError(f"query {query_id} building {what} failed: {exc}") from None
+            except QueryEngineError as exc:
+                store.delete_prefix(batch)
+                raise QueryEngineError(f"query {query_id} building {what}: {exc}") from None
+            except BaseException:
+                # Whatever stopped the build, its half-written output must not stay behind.
+                store.delete_prefix(batch)
+                raise
         engine_ms = int((time.monotonic() - started) * 1000)
         self._register_table(catalog, table, partition_key, described)
         sizes = {o.key: o.size for o in store.list_objects(batch)}
@@ -527,6 +511,65 @@ class DuckDBEngine(QueryEngine):
         store.delete_prefix(batch)
         log.info("built %s in %d ms", what, engine_ms)
         return results
+
+    def _copy_partitions(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        sources: dict[str, Source],
+        sql_name: str,
+        params: dict[str, ParamValue],
+        part: str,
+        batch: str,
+        partition_values: list[str],
+    ) -> tuple[list[Any], dict[str, list[str]], dict[str, int]]:
+        """Run the SQL file into one Parquet folder per partition value under `batch`.
+
+        Returns the result's described columns, the files written per value, and the rows in
+        each file.
+        """
+        con = self._connect()
+        try:
+            self._create_views(con, store, catalog, sources)
+            select, _ = template(sql_name, "duckdb")
+            values = duckdb_parameters(sql_name, params)
+            con.execute(
+                f"CREATE TEMP TABLE build_schema AS SELECT * FROM ({select}) LIMIT 0", values
+            )
+            described = con.execute("DESCRIBE build_schema").fetchall()
+            target = store.uri(batch)
+            _ensure_parent(target + "x")
+            con.execute(
+                f"COPY (SELECT *, CAST({part} AS VARCHAR) AS part FROM ({select}) AS build) "
+                f"TO {_string(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part), "
+                "FILENAME_PATTERN 'data_{i}')",
+                values,
+            )
+            files_by_value: dict[str, list[str]] = {}
+            for info in store.list_objects(batch):
+                folder = info.key[len(batch) :].split("/", 1)[0]
+                files_by_value.setdefault(_unquote(folder.removeprefix("part=")), []).append(
+                    info.key
+                )
+            unexpected = set(files_by_value) - set(partition_values)
+            if unexpected:
+                raise QueryEngineError(
+                    f"produced rows for other partitions: {sorted(unexpected)[:5]}"
+                )
+            rows_by_file = (
+                dict(
+                    con.execute(
+                        "SELECT filename, count(*) FROM read_parquet(?, filename=true, "
+                        "hive_partitioning=false) GROUP BY filename",
+                        [[store.uri(f) for fs in files_by_value.values() for f in fs]],
+                    ).fetchall()
+                )
+                if files_by_value
+                else {}
+            )
+            return described, files_by_value, rows_by_file
+        finally:
+            con.close()
 
     def output_columns(
         self,
@@ -597,6 +640,62 @@ def swap_in(
     if previous is not None and previous.location and previous.location != partition.location:
         store.delete_prefix(previous.location)
     return (previous.location if previous else None), None
+
+
+def sweep_stale_builds(
+    store: ObjectStore,
+    catalog: Catalog,
+    table: str,
+    partition_key: str,
+    values: list[str],
+    grace_seconds: float,
+) -> list[str]:
+    """Delete what crashed builds of these partitions left behind; return the folders deleted.
+
+    A build killed mid-way (SIGKILL, a lost machine) leaves a staging folder, or a partition
+    folder the catalog never pointed at, or the replaced folder it had not deleted yet. Any
+    folder of these partitions (or staging folder of the table) that the catalog does not
+    point at and whose newest file is older than `grace_seconds` is such a leftover: a build
+    still running wrote or moved its files more recently than that.
+    """
+    cutoff = time.time() - grace_seconds
+    folders: dict[str, str | None] = {f"tables/{validate_identifier(table)}/_staging/": None}
+    for value in values:
+        partition = catalog.get_partition(table, value)
+        base = partition_location(table, partition_key, value, "x").removesuffix("x/")
+        folders[base] = partition.location if partition else None
+    removed: list[str] = []
+    for base, current in folders.items():
+        newest: dict[str, float] = {}
+        for info in store.list_objects(base):
+            folder = base + info.key[len(base) :].split("/", 1)[0] + "/"
+            newest[folder] = max(newest.get(folder, 0.0), info.modified)
+        for folder, modified in sorted(newest.items()):
+            if folder != current and modified < cutoff:
+                store.delete_prefix(folder)
+                removed.append(folder)
+    if removed:
+        log.warning(
+            "deleted %d folders left by crashed builds of %s: %s", len(removed), table, removed
+        )
+    return removed
+
+
+# A build or query looks up its input partitions' files, then reads them. A concurrent build
+# of an input partition may swap it and delete those files in between: the read fails with a
+# missing file, and the next attempt reads the partition that replaced them.
+READ_ATTEMPTS = 3
+_MISSING_FILE = ("No files found that match the pattern", "No such file or directory")
+
+
+def _replaced_while_read(exc: duckdb.Error, attempt: int) -> bool:
+    """Whether a read failed because an input was replaced meanwhile, and may run again."""
+    if not isinstance(exc, duckdb.IOException) or attempt >= READ_ATTEMPTS:
+        return False
+    if not any(text in str(exc) for text in _MISSING_FILE):
+        return False
+    log.info("an input partition was replaced while it was read (%s); reading again", exc)
+    return True
 
 
 def _span(values: list[str]) -> str:

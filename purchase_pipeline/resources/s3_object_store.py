@@ -38,7 +38,9 @@ class S3ObjectStore(ObjectStore):
         default=None, description="AWS profile of the shared config; default chain if unset."
     )
     max_attempts: int = Field(
-        default=5, description="boto3 attempts per call (standard retry mode, with backoff)."
+        default=5,
+        description="Retries per call after the first attempt (botocore standard mode: "
+        "throttling, 5xx and network errors, exponential backoff with jitter).",
     )
 
     _client: Any = PrivateAttr(default=None)
