@@ -72,7 +72,10 @@ def _day_range(args: argparse.Namespace) -> tuple[dt.date, dt.date]:
     if args.last_days is not None:
         if args.start or args.end:
             raise CliError("use either --last-days or --start/--end, not both")
-        return last_full_days(args.last_days)
+        try:
+            return last_full_days(args.last_days)
+        except OverflowError:
+            raise CliError(f"--last-days {args.last_days} reaches back before the year 1") from None
     if not (args.start and args.end):
         raise CliError("give --start and --end (YYYY-MM-DD), or --last-days N")
     if args.end < args.start:
@@ -200,18 +203,22 @@ def _root_cause(error: Any) -> str:
 
 
 def cmd_materialize(args: argparse.Namespace) -> int:
+    # Validated here, not only when the partitions module is first imported: a bad setting
+    # is a one-line error before Dagster runs anything, in every call of this process.
+    Settings.from_env()
     from purchase_pipeline.defs.partitions import daily_partitions, hourly_partitions
 
     first, last = _day_range(args)
     instance = _instance()
-    # purchases for the last day also need the next day's landing hours (late arrivals),
-    # as far as they exist yet.
-    hour_keys = hourly_partitions.get_partition_keys(dynamic_partitions_store=instance)
-    wanted_first = f"{first:%Y-%m-%d}-00:00"
-    wanted_last = f"{last + dt.timedelta(days=1):%Y-%m-%d}-23:00"
-    in_range = [k for k in hour_keys if wanted_first <= k <= wanted_last]
     day_keys = daily_partitions.get_partition_keys(dynamic_partitions_store=instance)
     days = [k for k in day_keys if first.isoformat() <= k <= last.isoformat()]
+    # purchases for the last day also need the next day's landing hours (late arrivals),
+    # as far as they exist yet: the day after the last partition at most (so an --end of
+    # 9999-12-31 asks for no day past the calendar's end).
+    hour_keys = hourly_partitions.get_partition_keys(dynamic_partitions_store=instance)
+    wanted_first = f"{first:%Y-%m-%d}-00:00"
+    wanted_last = f"{parse_day(days[-1]) + dt.timedelta(days=1):%Y-%m-%d}-23:00" if days else ""
+    in_range = [k for k in hour_keys if wanted_first <= k <= wanted_last]
     if not in_range or not days:
         raise CliError(
             f"no partitions for {first}..{last}: partitions start at "
@@ -405,6 +412,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Dagster marks BackfillPolicy as beta and says so on every import; not news to a user.
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    # sqlglot warns when it parses a statement it does not know as a raw command; `sql`
+    # refuses such a statement with its own one-line error.
+    logging.getLogger("sqlglot").setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

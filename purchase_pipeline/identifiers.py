@@ -12,6 +12,8 @@ import re
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 PREFIX = re.compile(r"([A-Za-z0-9_.=-]+/)+")
+# Characters DuckDB's file readers take as a glob pattern in a path, and control characters.
+UNSAFE_PATH_CHARACTERS = re.compile(r"[*?\[\]\x00-\x1f\x7f]")
 
 
 class InvalidIdentifierError(ValueError):
@@ -36,6 +38,53 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+def validate_bucket(bucket: str) -> str:
+    """S3 bucket naming rules (the subset that also makes a safe folder name)."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or ".." in bucket:
+        raise ValueError(f"invalid bucket name {bucket!r}: use 3-63 of a-z, 0-9, '.', '-'")
+    return bucket
+
+
+def validate_workgroup(name: str) -> str:
+    """An Athena workgroup name: 1-128 of A-Z, a-z, 0-9, '_', '.', '-' (Athena's own rule)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", name):
+        raise ValueError(f"invalid Athena workgroup {name!r}: use 1-128 of A-Z, a-z, 0-9, _ . -")
+    return name
+
+
+def validate_s3_location(uri: str) -> str:
+    """An S3 folder `s3://<bucket>/` or `s3://<bucket>/<folders>/`, e.g. Athena's results.
+
+    The bucket follows `validate_bucket`, the folders `validate_prefix`.
+    """
+    match = re.fullmatch(r"s3://([^/]*)/(.*)", uri)
+    try:
+        if match is None:
+            raise ValueError(uri)
+        validate_bucket(match[1])
+        if match[2]:
+            validate_prefix(match[2])
+    except ValueError:
+        raise ValueError(
+            f"invalid S3 location {uri!r}: use s3://<bucket>/ or s3://<bucket>/<folders>/"
+        ) from None
+    return uri
+
+
+def validate_lake_dir(path: str) -> str:
+    """The local lake folder: any path, except one with a control character or a character
+    DuckDB's readers expand as a glob (`*`, `?`, `[`, `]`).
+
+    The folder is part of every file path the local engine reads, as a quoted string literal;
+    with a glob character in it, a list of files would silently match other folders' files.
+    """
+    if not path or UNSAFE_PATH_CHARACTERS.search(path):
+        raise ValueError(
+            f"invalid lake folder {path!r}: no control characters or glob characters * ? [ ]"
+        )
+    return path
+
+
 def parse_day(value: str | dt.date) -> dt.date:
     """A day from `YYYY-MM-DD` (a daily partition key or a CLI argument)."""
     if isinstance(value, dt.datetime):
@@ -44,7 +93,10 @@ def parse_day(value: str | dt.date) -> dt.date:
         return value
     if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value or ""):
         raise ValueError(f"invalid day {value!r}: expected YYYY-MM-DD")
-    return dt.date.fromisoformat(value)
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"invalid day {value!r}: {exc}") from None
 
 
 def parse_hour(value: str | dt.datetime) -> dt.datetime:
@@ -54,7 +106,10 @@ def parse_hour(value: str | dt.datetime) -> dt.datetime:
     else:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}-\d{2}:00", value or ""):
             raise ValueError(f"invalid hour {value!r}: expected YYYY-MM-DD-HH:00")
-        hour = dt.datetime.strptime(value, "%Y-%m-%d-%H:%M").replace(tzinfo=dt.UTC)
+        try:
+            hour = dt.datetime.strptime(value, "%Y-%m-%d-%H:%M").replace(tzinfo=dt.UTC)
+        except ValueError as exc:
+            raise ValueError(f"invalid hour {value!r}: {exc}") from None
     if hour.minute or hour.second or hour.microsecond:
         raise ValueError(f"invalid hour {value!r}: not on the hour")
     return hour

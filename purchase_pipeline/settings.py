@@ -12,7 +12,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from purchase_pipeline.identifiers import parse_day, validate_identifier, validate_prefix
+from purchase_pipeline.identifiers import (
+    parse_day,
+    validate_bucket,
+    validate_identifier,
+    validate_lake_dir,
+    validate_prefix,
+    validate_s3_location,
+    validate_workgroup,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +36,7 @@ DEFAULTS: dict[str, str] = {
     "PURCHASES_STREAM": "books-purchase-stream",
     "PURCHASES_DATABASE": "purchase_analytics",
     "PURCHASES_START_DATE": DEFAULT_START_DATE,
+    "PURCHASES_ATHENA_WORKGROUP": "primary",
 }
 
 
@@ -39,7 +48,7 @@ def env(name: str) -> str:
 
 def resolve_lake_dir(lake_dir: str) -> Path:
     """A relative lake folder is relative to the project root, not the working directory."""
-    path = Path(lake_dir)
+    path = Path(validate_lake_dir(lake_dir))
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
@@ -54,6 +63,8 @@ class Settings:
     stream: str
     database: str
     start_date: dt.date
+    athena_workgroup: str = "primary"
+    athena_results: str | None = None  # None: s3://<bucket>/athena-results/
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -72,14 +83,15 @@ class Settings:
             stream=validate_stream(env("PURCHASES_STREAM")),
             database=validate_identifier(env("PURCHASES_DATABASE")),
             start_date=start_date,
+            athena_workgroup=validate_workgroup(env("PURCHASES_ATHENA_WORKGROUP")),
+            athena_results=athena_results_location(),
         )
 
 
-def validate_bucket(bucket: str) -> str:
-    """S3 bucket naming rules (the subset that also makes a safe folder name)."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or ".." in bucket:
-        raise ValueError(f"invalid bucket name {bucket!r}: use 3-63 of a-z, 0-9, '.', '-'")
-    return bucket
+def athena_results_location() -> str | None:
+    """PURCHASES_ATHENA_RESULTS, validated, or None when it is not set."""
+    value = os.environ.get("PURCHASES_ATHENA_RESULTS", "").strip()
+    return validate_s3_location(value) if value else None
 
 
 def validate_stream(stream: str) -> str:

@@ -197,12 +197,22 @@ class QueryEngine(ConfigurableResource):
         raise NotImplementedError
 
 
+# What writes, anywhere in a query's tree: `SELECT ... INTO t` (which DuckDB would run as
+# CREATE TABLE AS) and a WITH clause holding INSERT, UPDATE, DELETE, CREATE ...
+_WRITES = (exp.Into, exp.DML, exp.DDL, exp.Drop, exp.Alter, exp.Command)
+
+
 def parse_query(sql: str, params: dict[str, ParamValue] | None = None) -> exp.Expression:
     """One read-only query (SELECT, WITH, UNION ...) in Athena SQL, its parameters bound."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
         if len(statements) != 1 or not isinstance(statements[0], exp.Query):
             raise QueryEngineError("only one SELECT query can be run")
+        write = statements[0].find(*_WRITES)
+        if write is not None:
+            raise QueryEngineError(
+                f"only one SELECT query can be run, and it cannot write ({write.key.upper()})"
+            )
         return bind(sql, params or {})
     except sqlglot.errors.ParseError as exc:
         raise QueryEngineError(f"SQL syntax error: {exc.errors[0]['description']}") from None

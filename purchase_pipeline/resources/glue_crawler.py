@@ -17,7 +17,7 @@ from purchase_pipeline.resources.aws_errors import describe_aws_error, error_cod
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.crawler import RAW_TABLE, Crawler, CrawlResult
 from purchase_pipeline.resources.object_store import ObjectStore
-from purchase_pipeline.settings import env
+from purchase_pipeline.settings import env, validate_stream
 
 
 class CrawlerError(RuntimeError):
@@ -43,7 +43,7 @@ class GlueCrawler(Crawler, AwsConnection):
 
     @property
     def name(self) -> str:
-        return self.crawler_name or f"{env('PURCHASES_STREAM')}-raw"
+        return self.crawler_name or f"{validate_stream(env('PURCHASES_STREAM'))}-raw"
 
     def client(self) -> Any:
         return self.boto_client("glue", max_attempts=8)

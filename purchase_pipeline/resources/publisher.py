@@ -12,8 +12,9 @@ from datetime import datetime
 
 from dagster import ConfigurableResource
 
+from purchase_pipeline.identifiers import validate_prefix
 from purchase_pipeline.resources.object_store import ObjectStore
-from purchase_pipeline.settings import env
+from purchase_pipeline.settings import env, validate_stream
 from purchase_pipeline.simulate import SimulationConfig, firehose_objects
 
 Event = tuple[datetime, bytes]  # (arrival time, record bytes as the producer sends them)
@@ -44,7 +45,10 @@ class LocalFirehose(Publisher):
     ) -> PublishSummary:
         count = records = size = 0
         objects = firehose_objects(
-            events, config, env("PURCHASES_RAW_PREFIX"), env("PURCHASES_STREAM")
+            events,
+            config,
+            validate_prefix(env("PURCHASES_RAW_PREFIX")),
+            validate_stream(env("PURCHASES_STREAM")),
         )
         for landing_object in objects:
             store.put_object(landing_object.key, landing_object.body)
