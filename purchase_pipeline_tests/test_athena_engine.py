@@ -260,3 +260,70 @@ def test_a_throttled_start_is_retried_until_athena_takes_the_query(
     result = aws.engine.query(aws.store, aws.catalog, "SELECT 1 AS one", sources={})
     assert calls == ["start", "start", "start"]
     assert result.query_id
+
+
+def test_an_object_athena_cannot_read_is_left_out_and_recorded_and_the_hour_builds(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Athena fails a whole query on one corrupt object, naming it; the build runs again
+    without it and records it as one unreadable_object row with Athena's message."""
+    hours = ["2025-03-02-10"]
+    bad = landing_key("firehose/purchases/", "s", dt.datetime(2025, 3, 2, 10), True)
+    real_run = AthenaEngine._run
+    failures: list[str] = []
+
+    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+        if sql.startswith("CREATE TABLE") and not failures:
+            failures.append(sql)
+            raise QueryEngineError(
+                f"Athena query q-1 ({what}) failed: HIVE_CURSOR_ERROR: Unexpected end of "
+                f"input stream (Path: s3://{aws.bucket}/{bad})"
+            )
+        return real_run(self, cursor, sql, what)
+
+    monkeypatch.setattr(AthenaEngine, "_run", run)
+    results = aws.engine.write_partitions(
+        aws.store, aws.catalog, "landing_records", "hour",
+        "date_format(arrival_hour, '%Y-%m-%d-%H')", hours, "landing_records", {},
+        {"landing_lines": LandingSource(["unused by Athena"], hours=hours)},
+    )  # fmt: skip
+    assert sorted(results) == hours
+    ctas = [q for q in aws.new_queries() if q.startswith("CREATE TABLE")]
+    assert len(ctas) == 1  # moto saw only the second attempt; the first failed before it
+    tree = sqlglot.parse_one(ctas[0], read="athena")
+    assert f"\"$path\" <> 's3://{aws.bucket}/{bad}'" in tree.sql("athena")
+    recorded = [
+        s for s in tree.find_all(exp.Select)
+        if any(isinstance(e, exp.Literal) and e.this == bad for e in s.expressions)
+    ]  # fmt: skip
+    assert recorded, "the object is one row of landing_lines"
+    assert "HIVE_CURSOR_ERROR: Unexpected end of input stream" in recorded[0].sql("athena")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        "HIVE_CANNOT_OPEN_SPLIT: Error opening Hive split s3://{bucket}/{key}: Slow Down",
+        "HIVE_CURSOR_ERROR: Unexpected end of input stream (Path: s3://other-bucket/{key})",
+        "HIVE_CURSOR_ERROR: Unexpected end of input stream (Path: s3://{bucket}/tables/x/y)",
+    ],
+)
+def test_only_a_data_error_naming_a_landing_object_of_the_bucket_leaves_it_out(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, error: str
+) -> None:
+    key = landing_key("firehose/purchases/", "s", dt.datetime(2025, 3, 2, 10), True)
+    message = error.format(bucket=aws.bucket, key=key)
+    calls: list[str] = []
+
+    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+        calls.append(sql)
+        raise QueryEngineError(f"Athena query q-1 ({what}) failed: {message}")
+
+    monkeypatch.setattr(AthenaEngine, "_run", run)
+    with pytest.raises(QueryEngineError, match="q-1"):
+        aws.engine.write_partitions(
+            aws.store, aws.catalog, "landing_records", "hour",
+            "date_format(arrival_hour, '%Y-%m-%d-%H')", ["2025-03-02-10"], "landing_records",
+            {}, {"landing_lines": LandingSource(["unused"], hours=["2025-03-02-10"])},
+        )  # fmt: skip
+    assert len(calls) == 1  # failed at once, nothing left out

@@ -9,7 +9,7 @@ id and the partition.
 """
 
 import datetime as dt
-import os
+import logging
 import re
 import time
 from typing import Any
@@ -21,8 +21,13 @@ from pyathena.util import RetryConfig
 from pydantic import Field
 from sqlglot import exp
 
-from purchase_pipeline.identifiers import validate_identifier, validate_prefix
-from purchase_pipeline.layout import hour_prefix, key_pattern
+from purchase_pipeline.identifiers import (
+    validate_identifier,
+    validate_prefix,
+    validate_s3_location,
+    validate_workgroup,
+)
+from purchase_pipeline.layout import hour_prefix, key_pattern, parse_landing_key
 from purchase_pipeline.resources.aws_connection import AwsConnection
 from purchase_pipeline.resources.catalog import (
     Catalog,
@@ -33,6 +38,7 @@ from purchase_pipeline.resources.catalog import (
 from purchase_pipeline.resources.engine import (
     BuildResult,
     DuckDBEngine,
+    LandingSource,
     QueryEngine,
     QueryEngineError,
     QueryResult,
@@ -43,11 +49,23 @@ from purchase_pipeline.resources.engine import (
     swap_in,
 )
 from purchase_pipeline.resources.object_store import ObjectStore
-from purchase_pipeline.settings import env, validate_bucket
+from purchase_pipeline.settings import athena_results_location, env, validate_bucket
 from purchase_pipeline.sql_render import ParamValue, bind, render, render_file
 
 LANDING_LINES_TABLE = "landing_text"  # the landing objects as they are, one row per line
 MAX_PARTITIONS_PER_STATEMENT = 100  # Athena's limit for CTAS and INSERT INTO
+# A landing build leaves out at most this many objects Athena cannot read, then fails: more
+# than that is a broken producer or prefix, not a corrupt object, and needs a person.
+MAX_UNREADABLE_OBJECTS = 10
+
+log = logging.getLogger(__name__)
+
+
+def _athena_string(value: str) -> str:
+    """An Athena string literal (quotes doubled)."""
+    return exp.Literal.string(value).sql("athena")
+
+
 USD_PER_TB_SCANNED = 5.0
 # Partition keys and the type the catalog gives them.
 PARTITION_TYPES = {"dt": "date", "hour": "varchar"}
@@ -92,15 +110,15 @@ class AthenaEngine(QueryEngine, AwsConnection):
         return validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
 
     def _cursor(self) -> Any:
-        results = (
+        results = validate_s3_location(
             self.results_location
-            or os.environ.get("PURCHASES_ATHENA_RESULTS")
+            or athena_results_location()
             or f"s3://{self.bucket_name}/athena-results/"
         )
         return connect(
             s3_staging_dir=results,
             region_name=self.region_name,
-            work_group=self.workgroup or os.environ.get("PURCHASES_ATHENA_WORKGROUP") or "primary",
+            work_group=validate_workgroup(self.workgroup or env("PURCHASES_ATHENA_WORKGROUP")),
             schema_name=self.database_name,
             profile_name=self.profile_name,
             poll_interval=self.poll_interval_seconds,
@@ -125,7 +143,10 @@ class AthenaEngine(QueryEngine, AwsConnection):
         }
 
     def _inputs(
-        self, catalog: Catalog, sources: dict[str, Source]
+        self,
+        catalog: Catalog,
+        sources: dict[str, Source],
+        unreadable: dict[str, str] | None = None,
     ) -> tuple[dict[str, str], dict[str, exp.Query]]:
         """Catalog tables by their database name; landing objects as a query over the lines
         table, limited to their hours and to keys that follow the Firehose layout."""
@@ -137,7 +158,7 @@ class AthenaEngine(QueryEngine, AwsConnection):
             elif isinstance(source, TableSource):
                 subqueries[name] = self._table_partitions(catalog, source)
             else:
-                subqueries[name] = self._landing_lines(catalog, source.hours)
+                subqueries[name] = self._landing_lines(catalog, source.hours, unreadable or {})
         return tables, subqueries
 
     def _table_partitions(self, catalog: Catalog, source: TableSource) -> exp.Query:
@@ -160,7 +181,9 @@ class AthenaEngine(QueryEngine, AwsConnection):
             read="athena",
         )
 
-    def _landing_lines(self, catalog: Catalog, hours: list[str]) -> exp.Query:
+    def _landing_lines(
+        self, catalog: Catalog, hours: list[str], unreadable: dict[str, str]
+    ) -> exp.Query:
         raw_prefix = validate_prefix(self.raw_prefix or env("PURCHASES_RAW_PREFIX"))
         if catalog.get_table(LANDING_LINES_TABLE) is None:
             catalog.put_table(
@@ -188,6 +211,16 @@ class AthenaEngine(QueryEngine, AwsConnection):
         layout = exp.Literal.string(
             f"^s3://{re.escape(self.bucket_name)}/" + key_pattern(raw_prefix)[1:]
         ).sql("athena")
+        # Objects Athena could not read are left out, each one `unreadable_object` row.
+        excluded = "".join(
+            f""" AND "$path" <> {_athena_string(f"s3://{self.bucket_name}/{key}")}"""
+            for key in unreadable
+        )
+        recorded = "".join(
+            f" UNION ALL SELECT {_athena_string(key)}, CAST(NULL AS BIGINT), "
+            f"CAST(NULL AS VARCHAR), {_athena_string(reason)}"
+            for key, reason in unreadable.items()
+        )
         return sqlglot.parse_one(
             f"""SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, """
             # Numbered within each object, so Trino sorts objects in parallel; identical
@@ -195,9 +228,27 @@ class AthenaEngine(QueryEngine, AwsConnection):
             """row_number() OVER (PARTITION BY "$path" ORDER BY line) AS line_no, line, """
             "CAST(NULL AS VARCHAR) AS read_error "
             f"FROM {self.database_name}.{LANDING_LINES_TABLE} "
-            f"""WHERE {in_hours} AND regexp_like("$path", {layout})""",
+            f"""WHERE {in_hours} AND regexp_like("$path", {layout}){excluded}{recorded}""",
             read="athena",
         )
+
+    def _unreadable_object(self, error: str, sources: dict[str, Source]) -> str | None:
+        """The landing object a failed landing build could not read, if the error names one.
+
+        Athena fails a whole query on one object its text reader cannot read (a gzip stream
+        cut short, say) with a HIVE_CURSOR_ERROR or HIVE_BAD_DATA that names the object's
+        path. Only such data errors count: a split that S3 throttled is not the object's fault.
+        """
+        if not any(isinstance(s, LandingSource) for s in sources.values()):
+            return None
+        if not re.search(r"\bHIVE_(?:CURSOR_ERROR|BAD_DATA)\b", error):
+            return None
+        raw_prefix = validate_prefix(self.raw_prefix or env("PURCHASES_RAW_PREFIX"))
+        for match in re.finditer(rf"s3://{re.escape(self.bucket_name)}/(\S+)", error):
+            key = match.group(1).rstrip(".,;:)'\"")
+            if parse_landing_key(key, raw_prefix) is not None:
+                return key
+        return None
 
     def query(
         self,
@@ -236,20 +287,29 @@ class AthenaEngine(QueryEngine, AwsConnection):
     ) -> dict[str, BuildResult]:
         validate_identifier(table)
         validate_identifier(partition_key)
-        tables, subqueries = self._inputs(catalog, sources)
         # The table's schema, planned by DuckDB on empty inputs: the same SQL, no data read.
         columns = DuckDBEngine().output_columns(store, catalog, sql_name, params, sources)
         self._ensure_table(catalog, table, partition_key, columns)
-        select = render_file(sql_name, params, "athena", tables, subqueries)
         data_columns = [c.name for c in columns if c.name != partition_key]
-        results: dict[str, BuildResult] = {}
-        for start in range(0, len(partition_values), MAX_PARTITIONS_PER_STATEMENT):
-            values = partition_values[start : start + MAX_PARTITIONS_PER_STATEMENT]
-            results |= self._build_batch(
-                store, catalog, table, partition_key, partition_expression, values,
-                select, data_columns, stats or {},
-            )  # fmt: skip
-        return results
+        unreadable: dict[str, str] = {}
+        while True:
+            tables, subqueries = self._inputs(catalog, sources, unreadable)
+            select = render_file(sql_name, params, "athena", tables, subqueries)
+            results: dict[str, BuildResult] = {}
+            try:
+                for start in range(0, len(partition_values), MAX_PARTITIONS_PER_STATEMENT):
+                    values = partition_values[start : start + MAX_PARTITIONS_PER_STATEMENT]
+                    results |= self._build_batch(
+                        store, catalog, table, partition_key, partition_expression, values,
+                        select, data_columns, stats or {},
+                    )  # fmt: skip
+                return results
+            except QueryEngineError as exc:
+                key = self._unreadable_object(str(exc), sources)
+                if key is None or key in unreadable or len(unreadable) >= MAX_UNREADABLE_OBJECTS:
+                    raise
+                log.warning("landing object %s is unreadable_object: %s", key, exc)
+                unreadable[key] = f"Athena could not read it: {exc}"
 
     def _ensure_table(
         self, catalog: Catalog, table: str, partition_key: str, columns: list[Column]
