@@ -211,6 +211,7 @@ def iam_policy(settings: Settings, region: str = "*", account: str = "*") -> dic
     """Least privilege for the pipeline's runtime role on exactly these resources."""
     bucket, database, stream = settings.bucket, settings.database, settings.stream
     glue = f"arn:aws:glue:{region}:{account}"
+    athena = f"arn:aws:athena:{region}:{account}"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -267,7 +268,7 @@ def iam_policy(settings: Settings, region: str = "*", account: str = "*") -> dic
                     "athena:GetQueryResults",
                     "athena:StopQueryExecution",
                 ],
-                "Resource": f"arn:aws:athena:{region}:{account}:workgroup/primary",
+                "Resource": f"{athena}:workgroup/{settings.athena_workgroup}",
             },
             {
                 "Sid": "Publish",

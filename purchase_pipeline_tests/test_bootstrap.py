@@ -82,3 +82,13 @@ def test_creating_without_roles_is_a_clear_error(
 ) -> None:
     assert cli_main(["bootstrap", "--create-bucket", "--policy-out", os.devnull]) == 2
     assert "--crawler-role-arn is needed" in capsys.readouterr().err
+
+
+def test_the_iam_policy_names_the_configured_athena_workgroup() -> None:
+    from purchase_pipeline.bootstrap import iam_policy
+    from purchase_pipeline.settings import Settings
+
+    with restored_environ(PURCHASES_ATHENA_WORKGROUP="analytics"):
+        policy = iam_policy(Settings.from_env(), region="eu-west-1", account="123456789012")
+    (athena,) = [s for s in policy["Statement"] if s["Sid"] == "Athena"]
+    assert athena["Resource"] == "arn:aws:athena:eu-west-1:123456789012:workgroup/analytics"
