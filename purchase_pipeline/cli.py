@@ -13,8 +13,9 @@ import json
 import logging
 import os
 import sys
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from purchase_pipeline.identifiers import parse_day
@@ -32,7 +33,46 @@ def _err(text: str) -> None:
 
 
 class CliError(Exception):
-    """An error reported to the user as one line, with exit code 1 or 2."""
+    """An error reported to the user as one line, and a hint line when one helps."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+# What to try next, by what a one-line error says.
+HINTS = (
+    (
+        "does not exist",
+        "build the tables first: purchase-pipeline materialize "
+        "--last-days 7 (after purchase-pipeline simulate --last-days 7)",
+    ),
+    ("SQL syntax error", "queries are Athena (Trino) SQL, e.g. SELECT * FROM kpi_daily_summary"),
+    (
+        "only one SELECT query",
+        "sql runs one read-only SELECT; tables: purchases, "
+        "purchases_rejected, kpi_*, purchases_raw, landing_records",
+    ),
+    ("no partitions for", "days run from PURCHASES_START_DATE to today, e.g. --last-days 7"),
+    ("PURCHASES_", "check the PURCHASES_* environment variables (README, Settings)"),
+)
+
+
+def _hint(message: str) -> str | None:
+    return next((hint for needle, hint in HINTS if needle in message), None)
+
+
+class Progress:
+    """Progress lines on stderr for long commands: on when stderr is a terminal, or asked."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.monotonic()
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"[{time.monotonic() - self.started:6.1f} s] {text}\n")
+            sys.stderr.flush()
 
 
 def _day(value: str) -> dt.date:
@@ -115,7 +155,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     events, by_kind = counted_events(config)
     resources = target_resources(settings.target)
-    published = resources["publisher"].publish(resources["object_store"], events, config)
+    progress = Progress(args.progress)
+    progress.say(
+        f"simulate: {config.days} days of {config.events_per_day:,} purchases to {settings.target}"
+    )
+    published = resources["publisher"].publish(
+        resources["object_store"], _reporting(events, progress), config
+    )
     log.info(
         "simulated %s..%s: %d records in %d objects (%d bytes) to %s",
         first,
@@ -137,6 +183,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _reporting(
+    events: Iterator[tuple[dt.datetime, bytes]], progress: Progress
+) -> Iterator[tuple[dt.datetime, bytes]]:
+    """The events unchanged, with a progress line as each arrival day is done."""
+    day, count = None, 0
+    for arrival, payload in events:
+        if arrival.date() != day:
+            if day is not None:
+                progress.say(f"simulate: arrivals of {day} sent ({count:,} records so far)")
+            day = arrival.date()
+        count += 1
+        yield arrival, payload
+    if day is not None:
+        progress.say(f"simulate: arrivals of {day} sent ({count:,} records in all)")
 
 
 # --- materialize ----------------------------------------------------------------------------
@@ -163,7 +225,9 @@ def install_instance_config(home: str) -> None:
             shutil.copyfile(path, config)
 
 
-def _run_range(instance: Any, job_name: str, start: str | None, end: str | None) -> bool:
+def _run_range(
+    instance: Any, job_name: str, start: str | None, end: str | None, progress: Progress
+) -> bool:
     from dagster import DagsterRunStatus
 
     from purchase_pipeline.definitions import build_definitions
@@ -176,6 +240,8 @@ def _run_range(instance: Any, job_name: str, start: str | None, end: str | None)
             "dagster/asset_partition_range_start": start,
             "dagster/asset_partition_range_end": end,
         }
+    span = f" {start} .. {end}" if start else ""
+    progress.say(f"{job_name}{span}: running")
     result = defs.resolve_job_def(job_name).execute_in_process(
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         instance=instance,
@@ -184,7 +250,7 @@ def _run_range(instance: Any, job_name: str, start: str | None, end: str | None)
     )
     status = instance.get_run_by_id(result.run_id).status
     ok = result.success and status == DagsterRunStatus.SUCCESS
-    span = f" {start} .. {end}" if start else ""
+    progress.say(f"{job_name}{span}: {'done' if ok else 'failed'}")
     _out(f"{job_name}{span}: {'SUCCESS' if ok else 'FAILURE'} (run {result.run_id})")
     if not ok:
         for event in result.all_events:
@@ -224,13 +290,15 @@ def cmd_materialize(args: argparse.Namespace) -> int:
             f"no partitions for {first}..{last}: partitions start at "
             f"{daily_partitions.start:%Y-%m-%d} (PURCHASES_START_DATE) and end today"
         )
-    landed = _run_range(instance, "landing_job", in_range[0], in_range[-1])
+    progress = Progress(args.progress)
+    progress.say(f"materialize: {len(in_range)} landing hours, the crawler, {len(days)} days")
+    landed = _run_range(instance, "landing_job", in_range[0], in_range[-1], progress)
     # The crawler is a side branch: a failed crawl does not hold up the tables.
-    crawled = _run_range(instance, "crawl_job", None, None)
+    crawled = _run_range(instance, "crawl_job", None, None, progress)
     if not landed:
         _err("daily_job: skipped, because the landing hours did not all build")
         return 1
-    built = _run_range(instance, "daily_job", days[0], days[-1])
+    built = _run_range(instance, "daily_job", days[0], days[-1], progress)
     return 0 if crawled and built else 1
 
 
@@ -282,7 +350,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
             resources["object_store"], resources["catalog"], args.query
         )
     except QueryEngineError as exc:
-        raise CliError(" ".join(str(exc).split())) from None
+        message = " ".join(str(exc).split())
+        raise CliError(message, _hint(message)) from None
     _out(format_rows(result.columns, result.rows, args.format))
     return 0
 
@@ -317,10 +386,22 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 # --- entry point ----------------------------------------------------------------------------
 
 
+def _progress_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=sys.stderr.isatty(),
+        help="progress lines on stderr (default: when stderr is a terminal), e.g. --no-progress",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="purchase-pipeline",
         description="Firehose purchases -> Dagster -> KPI tables, on the local or aws target.",
+        epilog="Examples: purchase-pipeline simulate --last-days 7; purchase-pipeline "
+        'materialize --last-days 7; purchase-pipeline sql "SELECT * FROM kpi_daily_summary". '
+        "Settings come from PURCHASES_* environment variables (see README).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -335,20 +416,25 @@ def build_parser() -> argparse.ArgumentParser:
     days.add_argument("--start", type=_day, help="first purchase day, e.g. 2026-11-01")
     days.add_argument("--end", type=_day, help="last purchase day (inclusive), e.g. 2026-11-07")
     sim.add_argument(
-        "--events-per-day", type=_positive, default=20_000, help="purchases per day (default 20000)"
+        "--events-per-day",
+        type=_positive,
+        default=20_000,
+        help="purchases per day (default 20000), e.g. 1000",
     )
-    sim.add_argument("--seed", type=int, default=42, help="random seed; same seed, same data")
+    sim.add_argument(
+        "--seed", type=int, default=42, help="random seed; same seed, same data, e.g. 7"
+    )
     sim.add_argument(
         "--gzip",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="gzip the landed objects (default yes)",
+        help="gzip the landed objects (default yes), e.g. --no-gzip",
     )
     sim.add_argument(
         "--delimiter",
         choices=["newline", "none", "mixed"],
         default="mixed",
-        help="what the producer puts after each record (default mixed)",
+        help="what the producer puts after each record (default mixed), e.g. none",
     )
     for name, what in RATE_OPTIONS.items():
         sim.add_argument(
@@ -357,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
             dest=name,
             help=f"share of {what}, 0..1, e.g. 0.01",
         )
+    _progress_option(sim)
     sim.set_defaults(func=cmd_simulate)
 
     mat = commands.add_parser(
@@ -366,9 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded in DAGSTER_HOME. Example: purchase-pipeline materialize --start 2026-11-01 "
         "--end 2026-11-07",
     )
-    mat.add_argument("--start", type=_day, help="first day, YYYY-MM-DD")
-    mat.add_argument("--end", type=_day, help="last day (inclusive), YYYY-MM-DD")
-    mat.add_argument("--last-days", type=_positive, help="the last N full UTC days instead")
+    mat.add_argument("--start", type=_day, help="first day, YYYY-MM-DD, e.g. 2026-11-01")
+    mat.add_argument("--end", type=_day, help="last day (inclusive), e.g. 2026-11-07")
+    mat.add_argument("--last-days", type=_positive, help="the last N full UTC days instead, e.g. 7")
+    _progress_option(mat)
     mat.set_defaults(func=cmd_materialize)
 
     sql = commands.add_parser(
@@ -376,12 +464,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run an Athena SQL query against the catalog",
         description='Example: purchase-pipeline sql "SELECT * FROM kpi_daily_summary" --format csv',
     )
-    sql.add_argument("query", help="the query, in Athena (Trino) SQL")
+    sql.add_argument(
+        "query", help='one SELECT in Athena (Trino) SQL, e.g. "SELECT * FROM purchases LIMIT 5"'
+    )
     sql.add_argument(
         "--format",
         choices=["table", "csv", "json"],
         default="table",
-        help="output format (default table)",
+        help="output format (default table), e.g. csv",
     )
     sql.set_defaults(func=cmd_sql)
 
@@ -392,17 +482,25 @@ def build_parser() -> argparse.ArgumentParser:
         "delivery stream (and the bucket with --create-bucket); existing ones are left as they "
         "are. Example: purchase-pipeline bootstrap --dry-run",
     )
-    boot.add_argument("--dry-run", action="store_true", help="only say what would be created")
-    boot.add_argument("--create-bucket", action="store_true", help="also create the bucket")
+    boot.add_argument(
+        "--dry-run", action="store_true", help="only say what would be created, e.g. --dry-run"
+    )
+    boot.add_argument(
+        "--create-bucket", action="store_true", help="also create the bucket, e.g. --create-bucket"
+    )
     boot.add_argument(
         "--firehose-role-arn",
-        help="role Firehose writes to S3 with (or PURCHASES_FIREHOSE_ROLE_ARN)",
+        help="role Firehose writes to S3 with (or PURCHASES_FIREHOSE_ROLE_ARN), "
+        "e.g. arn:aws:iam::123456789012:role/firehose-to-s3",
     )
     boot.add_argument(
-        "--crawler-role-arn", help="role the Glue crawler runs as (or PURCHASES_CRAWLER_ROLE_ARN)"
+        "--crawler-role-arn",
+        help="role the Glue crawler runs as (or PURCHASES_CRAWLER_ROLE_ARN), "
+        "e.g. arn:aws:iam::123456789012:role/glue-crawler",
     )
     boot.add_argument(
-        "--policy-out", help="where to write the IAM policy (default docs/iam-policy.json)"
+        "--policy-out",
+        help="where to write the IAM policy (default docs/iam-policy.json), e.g. /tmp/p.json",
     )
     boot.set_defaults(func=cmd_bootstrap)
     return parser
@@ -419,11 +517,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except CliError as exc:
-        _err(f"error: {exc}")
+        _fail(str(exc), exc.hint or _hint(str(exc)))
         return 2
     except ValueError as exc:
-        _err(f"error: {' '.join(str(exc).split())}")
+        message = " ".join(str(exc).split())
+        _fail(message, _hint(message))
         return 2
+
+
+def _fail(message: str, hint: str | None) -> None:
+    """One line saying what is wrong, and one saying what to try, if anything helps."""
+    _err(f"error: {message}")
+    if hint:
+        _err(f"hint: {hint}")
 
 
 if __name__ == "__main__":

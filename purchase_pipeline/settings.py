@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from purchase_pipeline.identifiers import (
     parse_day,
@@ -28,6 +30,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # laptop, late enough that the Dagster UI does not list years of empty partitions.
 DEFAULT_START_DATE = "2025-01-01"
 
+T = TypeVar("T")
+
 DEFAULTS: dict[str, str] = {
     "PURCHASES_TARGET": "local",
     "PURCHASES_LAKE_DIR": ".lake",
@@ -37,6 +41,7 @@ DEFAULTS: dict[str, str] = {
     "PURCHASES_DATABASE": "purchase_analytics",
     "PURCHASES_START_DATE": DEFAULT_START_DATE,
     "PURCHASES_ATHENA_WORKGROUP": "primary",
+    "PURCHASES_REJECTED_RATE_WARN": "0.05",
 }
 
 
@@ -77,15 +82,25 @@ class Settings:
             raise ValueError(f"PURCHASES_START_DATE must be YYYY-MM-DD: {exc}") from None
         return cls(
             target=target,
-            lake_dir=resolve_lake_dir(env("PURCHASES_LAKE_DIR")),
-            bucket=validate_bucket(env("PURCHASES_BUCKET")),
-            raw_prefix=validate_prefix(env("PURCHASES_RAW_PREFIX")),
-            stream=validate_stream(env("PURCHASES_STREAM")),
-            database=validate_identifier(env("PURCHASES_DATABASE")),
+            lake_dir=_checked("PURCHASES_LAKE_DIR", resolve_lake_dir),
+            bucket=_checked("PURCHASES_BUCKET", validate_bucket),
+            raw_prefix=_checked("PURCHASES_RAW_PREFIX", validate_prefix),
+            stream=_checked("PURCHASES_STREAM", validate_stream),
+            database=_checked("PURCHASES_DATABASE", validate_identifier),
             start_date=start_date,
-            athena_workgroup=validate_workgroup(env("PURCHASES_ATHENA_WORKGROUP")),
-            athena_results=athena_results_location(),
+            athena_workgroup=_checked("PURCHASES_ATHENA_WORKGROUP", validate_workgroup),
+            athena_results=_checked(
+                "PURCHASES_ATHENA_RESULTS", lambda _: athena_results_location()
+            ),
         )
+
+
+def _checked(variable: str, check: Callable[[str], T]) -> T:
+    """A setting's value through its check; an error names the variable it came from."""
+    try:
+        return check(env(variable) if variable in DEFAULTS else "")
+    except ValueError as exc:
+        raise ValueError(f"{variable}: {exc}") from None
 
 
 def athena_results_location() -> str | None:

@@ -174,3 +174,10 @@ def moto_server() -> Iterator[Moto]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def assert_error_and_hint(err: str) -> None:
+    """A CLI failure as the user sees it: one `error:` line, then at most one `hint:` line."""
+    lines = err.splitlines()
+    assert lines and lines[0].startswith("error: "), err
+    assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), err

@@ -7,6 +7,7 @@ with csv / json and compared with the same query run through the engine.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime as dt
 import gzip
@@ -20,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from purchase_pipeline.cli import main
-from purchase_pipeline_tests.conftest import Built, Lake
+from purchase_pipeline.cli import build_parser, main
+from purchase_pipeline_tests.conftest import Built, Lake, assert_error_and_hint
 
 SIMULATE = ["simulate", "--start", "2025-03-01", "--end", "2025-03-01"]
 RATE_FLAGS = {
@@ -348,7 +349,7 @@ def test_rates_that_add_up_to_more_than_one_are_a_one_line_error(
     code, out, err = run(capsys, *SIMULATE, "--events-per-day", "100", "--malformed-rate", "1")
     assert code == 2
     assert out == ""
-    assert len(err.splitlines()) == 1
+    assert_error_and_hint(err)
     assert err.startswith("error:")
     assert "more than 1" in err
     assert landed_files(lake) == {}
@@ -428,7 +429,7 @@ def test_materialize_range_errors_are_one_line(
     code, out, err = run(capsys, "materialize", *argv)
     assert code == 2
     assert out == ""
-    assert len(err.splitlines()) == 1
+    assert_error_and_hint(err)
     assert err.startswith("error: ")
     assert needle in err
 
@@ -439,7 +440,7 @@ def test_materialize_before_the_start_date_is_a_clear_error(
     code, out, err = run(capsys, "materialize", "--start", "2020-01-01", "--end", "2020-01-02")
     assert code == 2
     assert out == ""
-    assert len(err.splitlines()) == 1
+    assert_error_and_hint(err)
     assert err.startswith("error: ")
     assert "2020-01-01" in err
     assert "PURCHASES_START_DATE" in err
@@ -606,7 +607,7 @@ def test_sql_on_a_missing_table_is_a_one_line_error(
     code, out, err = run(capsys, "sql", "SELECT * FROM no_such_table", "--format", fmt)
     assert code != 0
     assert out == ""
-    assert len(err.splitlines()) == 1
+    assert_error_and_hint(err)
     assert err.startswith("error:")
     assert "no_such_table" in err
 
@@ -621,7 +622,7 @@ def test_sql_syntax_errors_are_one_line(
     code, out, err = run(capsys, "sql", query)
     assert code != 0
     assert out == ""
-    assert len(err.splitlines()) == 1
+    assert_error_and_hint(err)
     assert err.startswith("error:")
     assert "syntax" in err.lower()
 
@@ -635,7 +636,7 @@ def test_sql_unterminated_quotes_are_one_line_errors(
     code, out, err = run(capsys, "sql", query)
     assert code != 0
     assert out == ""
-    assert len(err.splitlines()) == 1
+    assert_error_and_hint(err)
     assert err.startswith("error:")
 
 
@@ -645,5 +646,65 @@ def test_sql_runtime_errors_are_one_line(
     code, out, err = run(capsys, "sql", "SELECT CAST(book_id AS INTEGER) FROM purchases")
     assert code != 0
     assert out == ""
-    assert len(err.splitlines()) == 1
+    assert_error_and_hint(err)
     assert err.startswith("error: query duckdb-")
+
+
+# --- hints, progress, help --------------------------------------------------------------------
+
+
+def test_a_missing_table_hints_at_materialize(
+    on_built: Built, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, _, err = run(capsys, "sql", "SELECT * FROM no_such_table")
+    assert err.splitlines()[1].startswith("hint: build the tables first: purchase-pipeline")
+
+
+def test_a_bad_setting_hints_at_the_environment(
+    lake: Lake, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PURCHASES_DATABASE", "Not-Valid")
+    code, _, err = run(capsys, "sql", "SELECT 1")
+    assert code == 2
+    assert_error_and_hint(err)
+    assert err.splitlines()[1] == (
+        "hint: check the PURCHASES_* environment variables (README, Settings)"
+    )
+
+
+def test_progress_lines_go_to_stderr_when_asked_and_never_to_stdout(
+    lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--start", "2025-03-01", "--end", "2025-03-02")
+    code, out, err = run(capsys, "simulate", *args, "--events-per-day", "50", "--progress")
+    assert code == 0
+    json.loads(out)  # stdout stays the one JSON summary
+    progress = err.splitlines()
+    assert progress[0].endswith("simulate: 2 days of 50 purchases to local")
+    sent = [line for line in progress if "arrivals of" in line]
+    assert [line.split("arrivals of ")[1][:10] for line in sent] == sorted(
+        {line.split("arrivals of ")[1][:10] for line in sent}
+    )
+    assert sent[-1].endswith("records in all)")
+    code, out, err = run(capsys, "materialize", "--start", "2025-03-01", "--end", "2025-03-01",
+                         "--progress")  # fmt: skip
+    assert code == 0
+    lines = err.splitlines()
+    assert "materialize: 48 landing hours, the crawler, 1 days" in lines[0]
+    for job in ("landing_job", "crawl_job", "daily_job"):
+        assert any(f"{job}" in line and line.endswith(": running") for line in lines), job
+        assert any(f"{job}" in line and line.endswith(": done") for line in lines), job
+    assert "running" not in out
+    code, _, err = run(capsys, "simulate", *args, "--events-per-day", "50", "--no-progress")
+    assert code == 0 and err == ""
+
+
+def test_every_option_of_every_command_explains_itself_with_an_example() -> None:
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in commands.choices.items():
+        assert "Example" in (command.description or ""), name
+        for action in command._actions:
+            if action.dest == "help":
+                continue
+            assert action.help and "e.g." in action.help, (name, action.dest, action.help)

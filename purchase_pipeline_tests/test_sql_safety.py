@@ -53,7 +53,12 @@ from purchase_pipeline.resources.publisher import LocalFirehose
 from purchase_pipeline.resources.s3_object_store import S3ObjectStore
 from purchase_pipeline.settings import Settings
 from purchase_pipeline.simulate import SimulationConfig
-from purchase_pipeline_tests.conftest import Lake, _use_lake, restored_environ
+from purchase_pipeline_tests.conftest import (
+    Lake,
+    _use_lake,
+    assert_error_and_hint,
+    restored_environ,
+)
 from purchase_pipeline_tests.test_cli import (
     RATE_FLAGS,
     error_lines,
@@ -113,7 +118,7 @@ def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None:
     assert code == 2, (code, out, err)
     assert out == ""
     assert "Traceback" not in err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert_error_and_hint(err)
     for needle in needles:
         assert needle in err, (needle, err)
 
@@ -726,7 +731,7 @@ def test_sql_runs_one_read_only_select_and_nothing_else(
     assert code == 2
     assert out == ""
     assert "Traceback" not in err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert_error_and_hint(err)
     assert reason in err
     assert hostile.secret not in err
     # No effect: not a byte of the lake, its catalog or anything next to it changed.
