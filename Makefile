@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAYS ?= 7
 EVENTS_PER_DAY ?= 20000
 
-.PHONY: install run dev test lint bench lock clean
+.PHONY: install run dev test test-ui lint bench lock clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,14 @@ lint: install
 # pytest exits 5 when it collected no test; that is a failure here like any non-zero code.
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The browser tests (marker `ui`, left out of `make test`): dagster dev on a built day, driven
+# by headless Chromium; they write docs/screenshots/*.png. Installs Debian's chromium when it
+# is missing (as root, about a minute).
+test-ui: install
+	command -v chromium >/dev/null || (export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -q && apt-get install -y -q chromium)
+	$(BIN)/python -m pytest -q -m ui purchase_pipeline_tests/ui
 
 bench: install
 	$(BIN)/python -m bench
