@@ -4,7 +4,7 @@ A run may cover one partition (sensor, automation, UI) or a range (a backfill un
 single-run policy); either way each partition is rebuilt whole and swapped in on its own.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from dagster import (
@@ -12,14 +12,16 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AssetSpec,
     BackfillPolicy,
     FreshnessPolicy,
     MaterializeResult,
     MetadataValue,
-    asset,
+    multi_asset,
 )
 
 from purchase_pipeline.defs.automation import daily_tables_condition
+from purchase_pipeline.defs.checks import TableChecks, asset_check_specs, build_and_check
 from purchase_pipeline.defs.partitions import daily_partitions
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, QueryEngine, Source, TableSource
@@ -90,32 +92,54 @@ def daily_table_asset(
     group_name: str,
     description: str,
     build: DailyBuild,
+    checks: TableChecks,
     freshness_policy: FreshnessPolicy | None = None,
 ) -> AssetsDefinition:
     """A daily table asset: each partition of a run built by `build`, ranges in one run,
-    rebuilt by automation while its day can still change."""
+    rebuilt by automation while its day can still change, then checked partition by partition.
 
-    @asset(
-        key=AssetKey(key),
-        deps=deps,
+    The asset can be subset to its checks (`can_subset`): a run that selects only them checks
+    the partitions as they are, without rebuilding them.
+    """
+    asset_key = AssetKey(key)
+
+    @multi_asset(
+        name="__".join(key),
+        specs=[
+            AssetSpec(
+                asset_key,
+                deps=deps,
+                description=description,
+                group_name=group_name,
+                kinds=TABLE_KINDS,
+                automation_condition=daily_tables_condition,
+                freshness_policy=freshness_policy,
+                partitions_def=daily_partitions,
+            )
+        ],
         partitions_def=daily_partitions,
         backfill_policy=BackfillPolicy.single_run(),
-        automation_condition=daily_tables_condition,
-        freshness_policy=freshness_policy,
-        group_name=group_name,
-        kinds=TABLE_KINDS,
-        description=description,
+        check_specs=asset_check_specs(asset_key, checks, daily_partitions),
+        can_subset=True,
     )
     def _daily_table(
         context: AssetExecutionContext,
         object_store: ObjectStore,
         catalog: Catalog,
         engine: QueryEngine,
-    ) -> MaterializeResult:
-        return build_partitions(
+    ) -> Iterator[Any]:
+        yield from build_and_check(
             context,
-            context.partition_keys,
-            lambda partition: build(object_store, catalog, engine, partition),
+            asset_key,
+            checks,
+            object_store,
+            catalog,
+            engine,
+            lambda: build_partitions(
+                context,
+                context.partition_keys,
+                lambda partition: build(object_store, catalog, engine, partition),
+            ),
         )
 
     return _daily_table

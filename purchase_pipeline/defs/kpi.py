@@ -1,6 +1,6 @@
 """`kpi/<name>`: the daily KPI tables, one asset per SQL file `sql/kpi_<name>.sql`.
 
-Adding a KPI is one SQL file and one line in `KPI_NAMES`.
+Adding a KPI is one SQL file, one line in `KPI_NAMES` and its rules in `table_checks.KPI_RULES`.
 """
 
 import datetime as dt
@@ -11,6 +11,7 @@ from dagster import FreshnessPolicy
 
 from purchase_pipeline.defs.builds import daily_table_asset, preview, write_daily_table
 from purchase_pipeline.defs.partitions import day_of
+from purchase_pipeline.defs.table_checks import kpi_table_checks
 from purchase_pipeline.defs.warehouse import purchases
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, QueryEngine, TableSource
@@ -49,6 +50,7 @@ kpi_assets = [
         group_name="kpi",
         description=f"{description} Table kpi_{name}, one partition per purchase day.",
         build=partial(build_kpi_day, name),
+        checks=kpi_table_checks(name),
         # A KPI lags a landing by the sensor, the staging run and two automation ticks.
         freshness_policy=FreshnessPolicy.time_window(
             fail_window=dt.timedelta(hours=1), warn_window=dt.timedelta(minutes=15)

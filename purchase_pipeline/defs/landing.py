@@ -6,6 +6,7 @@ stages them as Parquet, so the daily tables never read raw JSON again.
 """
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 
 from dagster import (
@@ -13,13 +14,14 @@ from dagster import (
     AssetKey,
     AssetSpec,
     BackfillPolicy,
-    MaterializeResult,
     MetadataValue,
-    asset,
+    multi_asset,
 )
 
 from purchase_pipeline.defs.builds import markdown_table, report_partitions
+from purchase_pipeline.defs.checks import asset_check_specs, build_and_check
 from purchase_pipeline.defs.partitions import hour_of, hour_value, hourly_partitions
+from purchase_pipeline.defs.table_checks import landing_checks
 from purchase_pipeline.identifiers import validate_prefix
 from purchase_pipeline.layout import hour_prefix, parse_landing_key
 from purchase_pipeline.resources.catalog import Catalog
@@ -84,8 +86,14 @@ def _stage_batch(
                 [o.key for v in values for o in landed[v] if o.size > 0], hours=values
             )
         },
+        # What was listed, kept with the partition: the objects_have_records check compares
+        # the objects with content with those that have records.
         stats={
-            v: {"objects": len(landed[v]), "landed_bytes": sum(o.size for o in landed[v])}
+            v: {
+                "objects": len(landed[v]),
+                "nonempty_objects": sum(1 for o in landed[v] if o.size > 0),
+                "landed_bytes": sum(o.size for o in landed[v]),
+            }
             for v in values
         },
     )
@@ -127,29 +135,48 @@ def _stage_batch(
     return reports
 
 
-@asset(
-    key=AssetKey(["landing", "purchases"]),
-    deps=[firehose_stream.key],
+LANDING_KEY = AssetKey(["landing", "purchases"])
+
+
+@multi_asset(
+    name="landing__purchases",
+    specs=[
+        AssetSpec(
+            LANDING_KEY,
+            deps=[firehose_stream.key],
+            group_name="landing",
+            kinds={"s3", "parquet"},
+            partitions_def=hourly_partitions,
+            description=(
+                "Purchase objects Firehose landed in one UTC arrival hour (count, bytes, data "
+                "version). Materializing an hour reads its objects once and stages every "
+                "record, classified, as Parquet in the landing_records table."
+            ),
+        )
+    ],
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    group_name="landing",
-    kinds={"s3", "parquet"},
-    description=(
-        "Purchase objects Firehose landed in one UTC arrival hour (count, bytes, data version). "
-        "Materializing an hour reads its objects once and stages every record, classified, "
-        "as Parquet in the landing_records table."
-    ),
+    check_specs=asset_check_specs(LANDING_KEY, landing_checks, hourly_partitions),
+    can_subset=True,
 )
 def landing_purchases(
     context: AssetExecutionContext,
     object_store: ObjectStore,
     catalog: Catalog,
     engine: QueryEngine,
-) -> MaterializeResult:
+) -> Iterator[Any]:
     raw_prefix = validate_prefix(env("PURCHASES_RAW_PREFIX"))
-    return report_partitions(
+    yield from build_and_check(
         context,
-        stage_landing_hours(
-            object_store, catalog, engine, raw_prefix, list(context.partition_keys)
+        LANDING_KEY,
+        landing_checks,
+        object_store,
+        catalog,
+        engine,
+        lambda: report_partitions(
+            context,
+            stage_landing_hours(
+                object_store, catalog, engine, raw_prefix, list(context.partition_keys)
+            ),
         ),
     )

@@ -13,6 +13,7 @@ from dagster import AssetDep, MetadataValue, TimeWindowPartitionMapping
 from purchase_pipeline.defs.builds import daily_table_asset, preview, write_daily_table
 from purchase_pipeline.defs.landing import LANDING_RECORDS, landing_purchases
 from purchase_pipeline.defs.partitions import day_of, day_start, hours_of_days
+from purchase_pipeline.defs.table_checks import purchases_checks, rejected_checks
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, QueryEngine, TableSource
 from purchase_pipeline.resources.object_store import ObjectStore
@@ -103,6 +104,7 @@ purchases = daily_table_asset(
         "CTAS from the landing hours of the day and the next day (late arrivals)."
     ),
     build=build_purchases_day,
+    checks=purchases_checks,
 )
 
 purchases_rejected = daily_table_asset(
@@ -115,4 +117,5 @@ purchases_rejected = daily_table_asset(
         "unreadable_object) and its text."
     ),
     build=build_rejected_day,
+    checks=rejected_checks,
 )
