@@ -145,6 +145,11 @@ def edge_objects(raw_prefix: str, stream: str) -> list[tuple[str, bytes]]:
             landing_key(raw_prefix, stream, H + dt.timedelta(minutes=8), False, next(ids)),
             (rec(purchaseId="nul-1", title="a\x00b") + "\n" + rec(purchaseId="after-nul")).encode(),
         ),
+        # A byte-order mark at the start of an object is ignored; at a later line it is not.
+        (
+            landing_key(raw_prefix, stream, H + dt.timedelta(minutes=9), False, next(ids)),
+            ("\ufeff" + rec(purchaseId="bom-1") + "\n\ufeff" + rec(purchaseId="bom-2")).encode(),
+        ),
         (f"{raw_prefix}{H:%Y/%m/%d/%H}/README.txt", b"not purchase data\n"),
         (f"{raw_prefix}manifest.json", b'{"not": "purchases"}\n'),
     ]

@@ -20,7 +20,9 @@ Readings that docs/data-rules.md leaves open, and how this module settles them:
 * An integer literal too long for Python's int parser (over 4000 digits) is read as a float
   (infinity); it is still a number, just out of every range.
 * A record nested so deeply that Python's decoder runs out of recursion is `malformed_json`.
-* A UTF-8 byte-order mark is not JSON whitespace: the line it starts is `malformed_json`.
+* A UTF-8 byte-order mark at the very start of an object is ignored (RFC 8259 section 8.1
+  allows a parser to); anywhere else it is not JSON whitespace, and the line it starts is
+  `malformed_json`.
 * An object that cannot be read whole (a gzip stream cut short or corrupt, bytes that are not
   UTF-8) is one `unreadable_object` rejection whose record is `UNREADABLE`: the pipeline
   records its own description of the problem there, which the tests only check is present.
@@ -33,6 +35,7 @@ import hashlib
 import json
 import math
 import re
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -241,13 +244,21 @@ _DECODER = json.JSONDecoder(
 
 
 def _has_surrogate(value: Any) -> bool:
-    """Whether a decoded JSON value holds a lone surrogate (from a `\\udXXX` escape)."""
-    if isinstance(value, str):
-        return any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
+    """Whether a decoded JSON value holds a lone surrogate (from a `\\udXXX` escape).
+
+    Iterative: a value nested as deeply as the decoder accepts must not exhaust the stack here.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
@@ -338,8 +349,9 @@ def read_records(lake_bucket_dir: Path, raw_prefix: str) -> tuple[list[Record], 
         try:
             if landing.gzip and data:
                 data = gzip.decompress(data)
-            content = data.decode("utf-8")
-        except (OSError, EOFError, UnicodeDecodeError):  # gzip.BadGzipFile is an OSError
+            content = data.decode("utf-8").removeprefix("\ufeff")
+        # gzip.BadGzipFile is an OSError; corrupt compressed data raises zlib.error.
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError):
             records.append(Record(key, landing.arrival_hour, UNREADABLE, unreadable=True))
             continue
         for line in re.split("[\r\n]", content):
