@@ -1,138 +1,132 @@
-"""Throughput of one day: the pipeline (landing -> purchases -> all KPIs) against the floor,
-one plain DuckDB scan of the same landing files with explicit columns, in the same run.
+"""The benchmark suite: `python -m bench` (`make bench`) runs every section and writes
+docs/benchmarks.md; `python -m bench --smoke` runs them all at tiny sizes (CI) and writes to a
+temporary file.
 
-Usage: python -m bench [--events 1000000] [--repeats 3]. Writes docs/benchmarks.md.
+Each section is its own module (throughput, incremental, memory, sensor, backfill, scan,
+freshness); they share bench/common.py (timing, medians, peak RSS, Markdown) and
+bench/lakes.py (cached simulated lakes, the pipeline's code path for a day).
+
+Usage: python -m bench [--repeats 3] [--sections throughput,memory] [--output PATH]
+       [--json PATH] [--data-dir bench/.data] [--throughput-events 1000000] [--smoke]
 """
+
+from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
-import statistics
+import shutil
+import sys
+import tempfile
 import time
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-import duckdb
+from bench import backfill, freshness, incremental, memory, scan, sensor, throughput
+from bench.common import ROOT, Section, as_json, machine, render
+from bench.config import Config, smoke
+from bench.lakes import DATA, say
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "bench" / ".data"
-DAY = dt.date(2025, 6, 1)
-
-
-def land(events: int) -> Path:
-    """Simulate one day of `events` purchases into a bench lake (cached by size)."""
-    lake = DATA / f"day-{events}"
-    os.environ["PURCHASES_LAKE_DIR"] = str(lake)
-    from purchase_pipeline.defs.resources import target_resources
-    from purchase_pipeline.simulate import SimulationConfig, generate_events
-
-    marker = lake / ".complete"
-    if not marker.exists():
-        config = SimulationConfig(
-            start_day=DAY,
-            days=1,
-            events_per_day=events,
-            seed=7,
-            now=dt.datetime(2025, 6, 3, tzinfo=dt.UTC),
-        )
-        resources = target_resources("local")
-        resources["publisher"].publish(resources["object_store"], generate_events(config), config)
-        marker.touch()
-    return lake
+SECTIONS: dict[str, Callable[[Config], Section]] = {
+    "throughput": throughput.measure,
+    "incremental": incremental.measure,
+    "memory": memory.measure,
+    "sensor": sensor.measure,
+    "backfill": backfill.measure,
+    "scan": scan.measure,
+    "freshness": freshness.measure,
+}
 
 
-def floor_scan(files: list[str]) -> float:
-    """One DuckDB pass over the raw files: the fastest anything can read them.
-
-    DuckDB can skip bad records only in newline-delimited mode, which also skips lines of
-    concatenated records instead of parsing them: a floor that errs on the fast side.
-    """
-    con = duckdb.connect()
-    con.execute("SET TimeZone='UTC'")
-    started = time.perf_counter()
-    con.execute(
-        "SELECT genre, count(*), count(DISTINCT userId) FROM read_json(?, columns={"
-        "'bookId': 'VARCHAR', 'userId': 'VARCHAR', 'purchaseTimestamp': 'DOUBLE', "
-        "'genre': 'VARCHAR'}, format='newline_delimited', ignore_errors=true) GROUP BY genre",
-        [files],
-    ).fetchall()
-    return time.perf_counter() - started
-
-
-def pipeline(raw_prefix: str) -> dict[str, float]:
-    """The asset code path for the day: stage the landing hours, then every daily table."""
-    from purchase_pipeline.defs.kpi import KPI_NAMES, build_kpi_day
-    from purchase_pipeline.defs.landing import stage_landing_hours
-    from purchase_pipeline.defs.resources import target_resources
-    from purchase_pipeline.defs.warehouse import build_purchases_day, build_rejected_day
-
-    r = target_resources("local")
-    store, catalog, engine = r["object_store"], r["catalog"], r["engine"]
-    times: dict[str, float] = {}
-    started = time.perf_counter()
-    first = dt.datetime(DAY.year, DAY.month, DAY.day, tzinfo=dt.UTC)
-    hours = [f"{first + dt.timedelta(hours=h):%Y-%m-%d-%H}:00" for h in range(48)]
-    stage_landing_hours(store, catalog, engine, raw_prefix, hours)
-    times["landing"] = time.perf_counter() - started
-    mark = time.perf_counter()
-    key = DAY.isoformat()
-    build_purchases_day(store, catalog, engine, key)
-    build_rejected_day(store, catalog, engine, key)
-    times["warehouse"] = time.perf_counter() - mark
-    mark = time.perf_counter()
-    for name in KPI_NAMES:
-        build_kpi_day(name, store, catalog, engine, key)
-    times["kpis"] = time.perf_counter() - mark
-    times["total"] = time.perf_counter() - started
-    return times
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of: {', '.join(SECTIONS)}",
+    )
+    parser.add_argument("--output", type=Path, help="Markdown report (default docs/benchmarks.md)")
+    parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--data-dir", type=Path, help=f"lake cache (default {DATA})")
+    parser.add_argument(
+        "--throughput-events",
+        help="comma-separated day sizes for the throughput section (default 1000000,5000000)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, 1 repeat, lakes in a temporary folder, report to a temporary file "
+        "(unless --output)",
+    )
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
-    args = parser.parse_args()
-
-    lake = land(args.events)
-    from purchase_pipeline.settings import Settings
-
-    settings = Settings.from_env()
-    files = sorted(str(p) for p in (lake / settings.bucket / settings.raw_prefix).rglob("*.gz"))
-    raw_bytes = sum(Path(f).stat().st_size for f in files)
-    floors, runs = [], []
-    for _ in range(args.repeats):
-        floors.append(floor_scan(files))
-        runs.append(pipeline(settings.raw_prefix))
-    floor = statistics.median(floors)
-    total = statistics.median(r["total"] for r in runs)
-    parts = {k: statistics.median(r[k] for r in runs) for k in ("landing", "warehouse", "kpis")}
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Machine: {os.cpu_count()} cores, "
-        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f} GiB memory; "
-        f"DuckDB {duckdb.__version__}. Medians of {args.repeats} runs, measured side by side "
-        f"in one run of `make bench` on {dt.date.today()}.",
-        "",
-        f"## One day of {args.events:,} simulated events ({len(files)} gzip objects, "
-        f"{raw_bytes / 2**20:.1f} MiB, mixed delimiters, default bad-record rates)",
-        "",
-        "| what | seconds | events/s | vs floor |",
-        "|---|---:|---:|---:|",
-        f"| floor: one DuckDB `read_json` scan, explicit columns | {floor:.2f} | "
-        f"{args.events / floor:,.0f} | 1.00x |",
-        f"| pipeline: landing -> purchases + rejected -> 6 KPIs | {total:.2f} | "
-        f"{args.events / total:,.0f} | {total / floor:.2f}x |",
-        f"| &nbsp;&nbsp;landing hours (read raw JSON once, stage Parquet) | {parts['landing']:.2f} "
-        f"| | {parts['landing'] / floor:.2f}x |",
-        f"| &nbsp;&nbsp;purchases + purchases_rejected (from Parquet) | {parts['warehouse']:.2f} "
-        f"| | |",
-        f"| &nbsp;&nbsp;six KPI tables (from Parquet) | {parts['kpis']:.2f} | | |",
-        "",
-    ]
-    args.output.write_text("\n".join(lines))
-    print("\n".join(lines))
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore")  # Dagster's beta/preview warnings, once per asset
+    args = parse_args(argv)
+    wanted = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"unknown sections: {', '.join(unknown)}")
+    # Smoke lakes are tiny and made afresh, in a folder removed at the end.
+    scratch = (
+        Path(tempfile.mkdtemp(prefix="bench-smoke-")) if args.smoke and not args.data_dir else None
+    )
+    try:
+        data_dir = args.data_dir or scratch or DATA
+        config = Config(repeats=args.repeats, data_dir=data_dir)
+        if args.smoke:
+            config = smoke(config)
+        if args.throughput_events:
+            sizes = tuple(int(n) for n in args.throughput_events.split(","))
+            config = replace(config, throughput_events=sizes)
+        output = args.output or ROOT / "docs" / "benchmarks.md"
+        if args.smoke and args.output is None:
+            fd, name = tempfile.mkstemp(prefix="bench-smoke-", suffix=".md")
+            os.close(fd)
+            output = Path(name)
+        info = machine()
+        started = time.perf_counter()
+        sections = []
+        for name in (s for s in SECTIONS if s in wanted):
+            say(f"section {name}")
+            mark = time.perf_counter()
+            section = SECTIONS[name](config)
+            section.number = list(SECTIONS).index(name) + 1
+            sections.append(section)
+            say(f"section {name} done in {time.perf_counter() - mark:.0f} s")
+        elapsed = time.perf_counter() - started
+        load_after = machine()["load"]
+        header = [
+            "# Benchmarks",
+            "",
+            f"Machine: {info['cores']} cores ({info['cpu']}), {info['memory_gib']:.1f} GiB "
+            f"memory; Python {info['python']}, DuckDB {info['duckdb']}. Load average "
+            f"{info['load'][0]:.2f} before, {load_after[0]:.2f} after. Generated by "
+            f"`python -m bench{' --smoke' if config.smoke else ''}` (`make bench`) on "
+            f"{dt.date.today()} in {elapsed / 60:.1f} min: each figure is the median of "
+            f"{config.repeats} run(s), and each comparison a ratio of runs made side by side "
+            "in the same repeat. Simulated data: gzip objects, mixed delimiters, default "
+            "bad-record rates (`purchase_pipeline/simulate.py`)"
+            + (", generated afresh." if args.smoke else ", cached in `bench/.data`."),
+        ]
+        text = render(sections, header)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(as_json(sections, info), indent=1))
+        sys.stdout.write(text)
+        say(f"wrote {output}")
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
