@@ -47,8 +47,9 @@ test-ui: install
 		apt-get update -q && apt-get install -y -q chromium)
 	$(BIN)/python -m pytest -q -m ui purchase_pipeline_tests/ui
 
+# QUICK=1: every section at sizes that take about half an hour on 2 cores (bench/config.py).
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(QUICK),--quick,)
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11 --no-header
