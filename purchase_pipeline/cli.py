@@ -333,8 +333,9 @@ def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
     texts = [["NULL" if v is None else str(_cell(v)) for v in row] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in texts)]) for i, c in enumerate(columns)]
     line = "+".join("-" * (w + 2) for w in widths)
-    out = [" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), line]
-    out += [" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in texts]
+    # A space before each cell, as before each '|', so the cells line up over the dashes.
+    out = [" " + " | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)), line]
+    out += [" " + " | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in texts]
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(out)
 

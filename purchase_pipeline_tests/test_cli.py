@@ -583,8 +583,11 @@ def test_sql_table_format(on_built: Built, capsys: pytest.CaptureFixture[str]) -
     code, out, err = run(capsys, "sql", query)  # table is the default format
     assert (code, err) == (0, "")
     lines = out.rstrip("\n").split("\n")
-    assert re.fullmatch(r"genre\s*\|\s*purchases\s*", lines[0])
+    assert re.fullmatch(r" genre\s*\|\s*purchases\s*", lines[0])
     assert set(lines[1]) <= {"-", "+"}
+    # The columns line up: every '|' stands over the separator's '+'.
+    crossing = lines[1].index("+")
+    assert all(line.index("|") == crossing for line in [lines[0], *lines[2:-1]])
     assert lines[-1] == f"({len(expected)} rows)"
     body = lines[2:-1]
     assert len(body) == len(expected)
