@@ -33,6 +33,8 @@ DEFAULT_START_DATE = "2025-01-01"
 T = TypeVar("T")
 
 DEFAULTS: dict[str, str] = {
+    # Empty: Athena's results go to s3://<bucket>/athena-results/ (see AthenaEngine).
+    "PURCHASES_ATHENA_RESULTS": "",
     "PURCHASES_TARGET": "local",
     "PURCHASES_LAKE_DIR": ".lake",
     "PURCHASES_BUCKET": "bookstore-analytics",
@@ -89,23 +91,24 @@ class Settings:
             database=_checked("PURCHASES_DATABASE", validate_identifier),
             start_date=start_date,
             athena_workgroup=_checked("PURCHASES_ATHENA_WORKGROUP", validate_workgroup),
-            athena_results=_checked(
-                "PURCHASES_ATHENA_RESULTS", lambda _: athena_results_location()
-            ),
+            athena_results=_checked("PURCHASES_ATHENA_RESULTS", _optional_s3_location),
         )
 
 
 def _checked(variable: str, check: Callable[[str], T]) -> T:
     """A setting's value through its check; an error names the variable it came from."""
     try:
-        return check(env(variable) if variable in DEFAULTS else "")
+        return check(env(variable))
     except ValueError as exc:
         raise ValueError(f"{variable}: {exc}") from None
 
 
 def athena_results_location() -> str | None:
     """PURCHASES_ATHENA_RESULTS, validated, or None when it is not set."""
-    value = os.environ.get("PURCHASES_ATHENA_RESULTS", "").strip()
+    return _optional_s3_location(env("PURCHASES_ATHENA_RESULTS"))
+
+
+def _optional_s3_location(value: str) -> str | None:
     return validate_s3_location(value) if value else None
 
 
