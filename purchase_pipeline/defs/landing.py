@@ -18,6 +18,7 @@ from dagster import (
     multi_asset,
 )
 
+from purchase_pipeline.defs.automation import LANDING_KEY
 from purchase_pipeline.defs.builds import markdown_table, report_partitions
 from purchase_pipeline.defs.checks import asset_check_specs, build_and_check
 from purchase_pipeline.defs.partitions import hour_of, hour_value, hourly_partitions
@@ -133,9 +134,6 @@ def _stage_batch(
         }
         reports.append((key, result, extra))
     return reports
-
-
-LANDING_KEY = AssetKey(["landing", "purchases"])
 
 
 @multi_asset(
