@@ -241,8 +241,11 @@ class DuckDBEngine(QueryEngine):
     """Embedded DuckDB: one in-memory connection per query, data in Parquet files."""
 
     memory_limit: str = Field(
-        default="2GB",
-        description="DuckDB memory_limit per query; larger inputs spill to temp_directory.",
+        default="1GB",
+        description=(
+            "DuckDB memory_limit per query; larger inputs spill to temp_directory. 1GB keeps "
+            "a process under 1.5 GiB at any day size (docs/benchmarks.md, peak memory)."
+        ),
     )
     threads: int = Field(default=0, description="DuckDB threads per query; 0 uses every core.")
     stale_build_seconds: float = Field(
