@@ -1,12 +1,20 @@
 """`purchase-pipeline bootstrap`: create, idempotently, what the aws target needs.
 
-The Glue database; the raw table `purchases_raw` (JSON, partitioned by Firehose's
-year/month/day/hour folders); a crawler that maintains exactly that table (a catalog target,
-so it can never create or overwrite another table such as `purchases`); the Firehose delivery
-stream (newline delimiter appended to every record, GZIP, buffering); the bucket if asked.
-Each step first looks whether its resource exists, so a second run changes nothing.
-With `--dry-run` it only says what it would do. It also writes a least-privilege IAM policy
-for exactly these resources.
+The Glue database; the raw table `purchases_raw` in it (JSON, partitioned by Firehose's
+year/month/day/hour folders); the crawler's own database `<database>_crawler` and the crawler,
+an S3 target over the raw prefix that recrawls new folders only; the Firehose delivery stream
+(newline delimiter appended to every record, GZIP, buffering); the bucket if asked.
+
+The crawler has a database of its own because Glue allows CRAWL_NEW_FOLDERS_ONLY only for S3
+targets, and an S3 target over `firehose/purchases/` names its table `purchases`, the warehouse
+table's name. New folders only also means schema change policy LOG: the crawler never changes
+its table's columns, but gives every new partition its own, and the crawler asset merges them
+into `purchases_raw` (see resources/glue_crawler.py).
+
+Each step first looks whether its resource exists, so a second run changes nothing. A crawler
+that exists with another definition (the earlier one had a catalog target on `purchases_raw`)
+is updated to this one. With `--dry-run` it only says what it would do. It also writes a
+least-privilege IAM policy for exactly these resources.
 """
 
 import json
@@ -20,12 +28,11 @@ import boto3
 from botocore.exceptions import ClientError
 
 from purchase_pipeline.resources.aws_errors import describe_aws_error, error_code
-from purchase_pipeline.resources.crawler import RAW_TABLE
+from purchase_pipeline.resources.crawler import RAW_PARTITION_KEYS, RAW_TABLE
 from purchase_pipeline.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
 
-RAW_PARTITION_KEYS = ["year", "month", "day", "hour"]
 BUFFER_SIZE_MIB = 64
 BUFFER_INTERVAL_SECONDS = 60
 
@@ -35,11 +42,21 @@ class BootstrapError(RuntimeError):
 
 
 @dataclass
+class Update:
+    """How an existing resource is brought up to date: what differs from the wanted
+    definition (empty when nothing does), and the call that updates it."""
+
+    differences: Callable[[], list[str]]
+    apply: Callable[[], Any]
+
+
+@dataclass
 class Step:
     service: str
     name: str
     exists: Callable[[], bool]
     create: Callable[[], Any]
+    update: Update | None = None
     outcome: str = ""
 
 
@@ -62,8 +79,7 @@ def _exists(call: Callable[[], Any], missing: tuple[str, ...]) -> bool:
     return True
 
 
-def plan(settings: Settings, config: BootstrapConfig) -> list[Step]:
-    """The steps, in dependency order."""
+def _client_factory(config: BootstrapConfig) -> Callable[[str], Any]:
     session = boto3.session.Session()
 
     def client(service: str) -> Any:
@@ -71,9 +87,22 @@ def plan(settings: Settings, config: BootstrapConfig) -> list[Step]:
             service, region_name=config.region_name, endpoint_url=config.endpoint_url
         )
 
+    return client
+
+
+def plan(
+    settings: Settings, config: BootstrapConfig, client: Callable[[str], Any] | None = None
+) -> list[Step]:
+    """The steps, in dependency order. `client` makes a service's boto3 client (default: one
+    for the config's region and endpoint)."""
+    client = client or _client_factory(config)
     s3, glue, firehose = client("s3"), client("glue"), client("firehose")
     bucket, database, stream = settings.bucket, settings.database, settings.stream
-    crawler = f"{stream}-raw"
+    crawl_database, crawler = settings.crawl_database, crawler_name(settings)
+
+    def wanted_crawler() -> dict[str, Any]:
+        return crawler_input(settings, config.crawler_role_arn)
+
     steps: list[Step] = []
     if config.create_bucket:
         steps.append(
@@ -95,6 +124,16 @@ def plan(settings: Settings, config: BootstrapConfig) -> list[Step]:
     steps.append(
         Step(
             "glue",
+            f"database {crawl_database}",
+            lambda: _exists(
+                lambda: glue.get_database(Name=crawl_database), ("EntityNotFoundException",)
+            ),
+            lambda: glue.create_database(DatabaseInput=crawl_database_input(settings)),
+        )
+    )
+    steps.append(
+        Step(
+            "glue",
             f"table {database}.{RAW_TABLE}",
             lambda: _exists(
                 lambda: glue.get_table(DatabaseName=database, Name=RAW_TABLE),
@@ -110,6 +149,12 @@ def plan(settings: Settings, config: BootstrapConfig) -> list[Step]:
             lambda: _exists(lambda: glue.get_crawler(Name=crawler), ("EntityNotFoundException",)),
             lambda: glue.create_crawler(
                 **crawler_input(settings, _required(config.crawler_role_arn, "--crawler-role-arn"))
+            ),
+            update=Update(
+                lambda: crawler_differences(
+                    glue.get_crawler(Name=crawler)["Crawler"], wanted_crawler()
+                ),
+                lambda: glue.update_crawler(**wanted_crawler()),
             ),
         )
     )
@@ -158,22 +203,88 @@ def raw_table_input(settings: Settings) -> dict[str, Any]:
     }
 
 
-def crawler_input(settings: Settings, role_arn: str) -> dict[str, Any]:
-    """A crawler whose only target is the raw table: it adds columns and partitions to it,
-    changes types in place, and never deletes anything (DeleteBehavior LOG)."""
+def crawler_name(settings: Settings) -> str:
+    return f"{settings.stream}-raw"
+
+
+def crawl_database_input(settings: Settings) -> dict[str, Any]:
     return {
-        "Name": f"{settings.stream}-raw",
-        "Role": role_arn,
-        "DatabaseName": settings.database,
-        "Targets": {"CatalogTargets": [{"DatabaseName": settings.database, "Tables": [RAW_TABLE]}]},
-        "SchemaChangePolicy": {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "LOG"},
+        "Name": settings.crawl_database,
+        "Description": (
+            f"Written by the Glue crawler {crawler_name(settings)} only; the pipeline merges "
+            f"its table into {settings.database}.{RAW_TABLE}."
+        ),
+    }
+
+
+def crawler_input(settings: Settings, role_arn: str | None) -> dict[str, Any]:
+    """The crawler: an S3 target over the raw prefix, in its own database, that reads only
+    the hour folders that are new since its last run.
+
+    Glue requires LOG/LOG with CRAWL_NEW_FOLDERS_ONLY: the crawler never changes or deletes
+    what it cataloged. Its table is one per raw prefix (schemas combined, the table at the
+    prefix's folder level), and the partitions do not inherit the table's columns: each new
+    hour keeps the columns inferred from its own objects, which is how a new or changed field
+    reaches `purchases_raw`. Without a role (updating a crawler) its role is left as it is.
+    """
+    definition: dict[str, Any] = {
+        "Name": crawler_name(settings),
+        "DatabaseName": settings.crawl_database,
+        "Targets": {"S3Targets": [{"Path": f"s3://{settings.bucket}/{settings.raw_prefix}"}]},
+        "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"},
+        "SchemaChangePolicy": {"UpdateBehavior": "LOG", "DeleteBehavior": "LOG"},
         "Configuration": json.dumps(
             {
                 "Version": 1.0,
-                "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}},
+                "Grouping": {
+                    "TableGroupingPolicy": "CombineCompatibleSchemas",
+                    # Folders from the bucket down to the table: the raw prefix's.
+                    "TableLevelConfiguration": settings.raw_prefix.count("/"),
+                },
             }
         ),
     }
+    if role_arn:
+        definition["Role"] = role_arn
+    return definition
+
+
+# What bootstrap sets of a crawler, as CreateCrawler, UpdateCrawler and GetCrawler name it.
+_CRAWLER_FIELDS = (
+    "Role",
+    "DatabaseName",
+    "Targets",
+    "RecrawlPolicy",
+    "SchemaChangePolicy",
+    "Configuration",
+)
+
+
+def crawler_differences(current: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The fields of `wanted` (a CreateCrawler request) the crawler `current` (GetCrawler's
+    answer) does not have, compared as Glue means them: a role by name or ARN, the
+    configuration as JSON, targets without the empty lists and defaults Glue adds."""
+    return [
+        key
+        for key in _CRAWLER_FIELDS
+        if key in wanted and _normal(key, current.get(key)) != _normal(key, wanted[key])
+    ]
+
+
+def _normal(key: str, value: Any) -> Any:
+    if not value:
+        return None
+    if key == "Role":
+        return str(value).split(":role/", 1)[-1]
+    if key == "Configuration":
+        return json.loads(value)
+    if key == "Targets":
+        return {
+            kind: [{k: v for k, v in target.items() if v not in ([], {}, None)} for target in items]
+            for kind, items in value.items()
+            if items
+        }
+    return value
 
 
 def delivery_stream_input(settings: Settings, role_arn: str) -> dict[str, Any]:
@@ -210,6 +321,7 @@ def delivery_stream_input(settings: Settings, role_arn: str) -> dict[str, Any]:
 def iam_policy(settings: Settings, region: str = "*", account: str = "*") -> dict[str, Any]:
     """Least privilege for the pipeline's runtime role on exactly these resources."""
     bucket, database, stream = settings.bucket, settings.database, settings.stream
+    crawl_database = settings.crawl_database
     glue = f"arn:aws:glue:{region}:{account}"
     athena = f"arn:aws:athena:{region}:{account}"
     return {
@@ -254,10 +366,34 @@ def iam_policy(settings: Settings, region: str = "*", account: str = "*") -> dic
                 ],
             },
             {
+                # The crawler's own database: the crawler writes its table and partitions there
+                # (never deletes: DeleteBehavior LOG), the pipeline reads them to merge.
+                "Sid": "CrawlDatabase",
+                "Effect": "Allow",
+                "Action": [
+                    "glue:GetDatabase",
+                    "glue:GetTable",
+                    "glue:GetTables",
+                    "glue:CreateTable",
+                    "glue:UpdateTable",
+                    "glue:GetPartition",
+                    "glue:GetPartitions",
+                    "glue:BatchGetPartition",
+                    "glue:CreatePartition",
+                    "glue:UpdatePartition",
+                    "glue:BatchCreatePartition",
+                ],
+                "Resource": [
+                    f"{glue}:catalog",
+                    f"{glue}:database/{crawl_database}",
+                    f"{glue}:table/{crawl_database}/*",
+                ],
+            },
+            {
                 "Sid": "Crawler",
                 "Effect": "Allow",
                 "Action": ["glue:StartCrawler", "glue:GetCrawler"],
-                "Resource": f"{glue}:crawler/{stream}-raw",
+                "Resource": f"{glue}:crawler/{crawler_name(settings)}",
             },
             {
                 "Sid": "Athena",
@@ -281,17 +417,28 @@ def iam_policy(settings: Settings, region: str = "*", account: str = "*") -> dic
 
 
 def run(
-    settings: Settings, config: BootstrapConfig, dry_run: bool, policy_path: Path | None = None
+    settings: Settings,
+    config: BootstrapConfig,
+    dry_run: bool,
+    policy_path: Path | None = None,
+    client: Callable[[str], Any] | None = None,
 ) -> list[Step]:
     """Carry out (or, dry, only describe) every step; write the IAM policy."""
-    steps = plan(settings, config)
+    steps = plan(settings, config, client)
     for step in steps:
         try:
             present = step.exists()
-            if present:
+            update = step.update if present else None
+            differences = update.differences() if update else []
+            if present and not differences:
                 step.outcome = "exists"
             elif dry_run:
-                step.outcome = "would create"
+                step.outcome = (
+                    f"would update {', '.join(differences)}" if present else "would create"
+                )
+            elif update is not None:
+                update.apply()
+                step.outcome = f"updated {', '.join(differences)}"
             else:
                 step.create()
                 step.outcome = "created"

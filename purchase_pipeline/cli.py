@@ -479,12 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     boot = commands.add_parser(
         "bootstrap",
         help="create what the aws target needs (idempotent)",
-        description="Create the Glue database, the raw table, its crawler and the Firehose "
-        "delivery stream (and the bucket with --create-bucket); existing ones are left as they "
-        "are. Example: purchase-pipeline bootstrap --dry-run",
+        description="Create the Glue database, the raw table, the crawler's own database, the "
+        "crawler (new folders only) and the Firehose delivery stream (and the bucket with "
+        "--create-bucket); existing ones are left as they are, a crawler defined otherwise is "
+        "updated. Example: purchase-pipeline bootstrap --dry-run",
     )
     boot.add_argument(
-        "--dry-run", action="store_true", help="only say what would be created, e.g. --dry-run"
+        "--dry-run",
+        action="store_true",
+        help="only say what would be created or updated, e.g. --dry-run",
     )
     boot.add_argument(
         "--create-bucket", action="store_true", help="also create the bucket, e.g. --create-bucket"

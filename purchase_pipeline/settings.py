@@ -73,6 +73,10 @@ class Settings:
     athena_workgroup: str = "primary"
     athena_results: str | None = None  # None: s3://<bucket>/athena-results/
 
+    @property
+    def crawl_database(self) -> str:
+        return crawl_database_name(self.database)
+
     @classmethod
     def from_env(cls) -> Settings:
         target = env("PURCHASES_TARGET")
@@ -93,6 +97,16 @@ class Settings:
             athena_workgroup=_checked("PURCHASES_ATHENA_WORKGROUP", validate_workgroup),
             athena_results=_checked("PURCHASES_ATHENA_RESULTS", _optional_s3_location),
         )
+
+
+def crawl_database_name(database: str) -> str:
+    """The Glue crawler's own database, `<database>_crawler`: bootstrap creates it, the crawler
+    writes its tables there and the crawler resource reads them from there.
+
+    Not the catalog database itself: an S3 target over the raw prefix names its table after
+    the prefix's last folder (`purchases`), which is the warehouse table's name.
+    """
+    return validate_identifier(f"{validate_identifier(database)}_crawler")
 
 
 def _checked(variable: str, check: Callable[[str], T]) -> T:

@@ -2,12 +2,15 @@
 
 `LocalCrawler` registers one partition per arrival hour (year/month/day/hour, as Glue names
 Firehose's folders), infers the JSON schema of newly landed objects with DuckDB and merges it
-into the raw table: new fields are added, changed types are reported, nothing is dropped.
+into the raw table. The merge rule is `merge_columns`, shared with the Glue crawler so both
+targets treat a schema change alike: new fields are added, changed types are reported and
+taken, nothing is dropped.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import duckdb
@@ -21,7 +24,11 @@ from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.settings import env
 
 RAW_TABLE = "purchases_raw"
+# The raw table's partition keys: Firehose's hour folders YYYY/MM/DD/HH, in that order.
+RAW_PARTITION_KEYS = ("year", "month", "day", "hour")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INTEGER_TYPES = ("tinyint", "smallint", "int", "integer", "bigint")
+_NUMBER_TYPES = (*_INTEGER_TYPES, "float", "real", "double")
 _SIMPLE_TYPES = {
     "VARCHAR": "varchar",
     "BIGINT": "bigint",
@@ -84,32 +91,19 @@ class LocalCrawler(Crawler):
         # new, unless no schema was learnt yet.
         sample_hours = changed_hours if has_fields else list(by_hour)
         sample = [k for h in sorted(sample_hours, reverse=True) for k in by_hour[h]]
-        inferred, ignored = _infer_columns(store, sample[: self.sample_objects])
-
-        columns = list(table.columns) if table else []
-        json_fields: dict[str, str] = dict(table.properties.get("json_fields", {})) if table else {}
-        by_name = {c.name: i for i, c in enumerate(columns)}
-        added: list[str] = []
-        changed: dict[str, str] = {}
-        for source_name, athena_type in inferred:
-            name = source_name.lower()
-            if name in by_name:
-                old = columns[by_name[name]]
-                if old.type != athena_type and name not in ("year", "month", "day", "hour"):
-                    changed[name] = f"{old.type} -> {athena_type}"
-                    # Like a Glue crawler with UPDATE_IN_DATABASE: the table takes the new type.
-                    columns[by_name[name]] = Column(name, athena_type)
-            else:
-                by_name[name] = len(columns)
-                columns.append(Column(name, athena_type))
-                json_fields[name] = source_name
-                added.append(name)
-        partition_columns = [Column(n, "varchar") for n in ("year", "month", "day", "hour")]
-        data_columns = [c for c in columns if c.name not in ("year", "month", "day", "hour")]
+        merged = merge_columns(
+            table.columns if table else [],
+            _infer_columns(store, sample[: self.sample_objects]),
+            [Column(key, "varchar") for key in RAW_PARTITION_KEYS],
+        )
+        json_fields = {
+            **(table.properties.get("json_fields", {}) if table else {}),
+            **merged.field_names,
+        }
         catalog.put_table(
             Table(
                 name=RAW_TABLE,
-                columns=data_columns + partition_columns,
+                columns=merged.columns,
                 partition_key="hour",
                 format="json",
                 location=raw_prefix,
@@ -123,14 +117,67 @@ class LocalCrawler(Crawler):
             )
         return CrawlResult(
             state="SUCCEEDED",
-            columns=data_columns + partition_columns,
-            added_columns=added,
-            changed_columns=changed,
+            columns=merged.columns,
+            added_columns=merged.added,
+            changed_columns=merged.changed,
             partitions=len(by_hour),
             new_partitions=len([h for h in changed_hours if h not in known]),
             skipped_keys=skipped,
-            ignored_fields=ignored,
+            ignored_fields=merged.ignored,
         )
+
+
+@dataclass
+class ColumnMerge:
+    """A raw table's columns after a crawl, and how they changed."""
+
+    columns: list[Column]  # the data columns, then the partition columns
+    added: list[str] = field(default_factory=list)
+    changed: dict[str, str] = field(default_factory=dict)  # column -> "old type -> new type"
+    field_names: dict[str, str] = field(default_factory=dict)  # added column -> field as found
+    ignored: list[str] = field(default_factory=list)  # fields that cannot be columns
+
+
+def merge_columns(
+    columns: list[Column], fields: Iterable[tuple[str, str]], partition_columns: list[Column]
+) -> ColumnMerge:
+    """Merge crawled `fields` (name as found, type) into a raw table's `columns`, add-only.
+
+    The one schema rule of both crawlers. A new field becomes a column, named in lower case
+    as Glue and Athena name columns. A field whose type changed is reported, and the column
+    takes the new type, as a Glue crawler that updates its table would. No column is ever
+    dropped: a field missing from what was crawled may still be in older data. A name that is
+    not a plain identifier, or is a partition column's, cannot be a column and is reported.
+    """
+    keys = {c.name for c in partition_columns}
+    data = [c for c in columns if c.name not in keys]
+    position = {c.name: i for i, c in enumerate(data)}
+    merged = ColumnMerge(columns=[])
+    for source_name, column_type in fields:
+        name = source_name.lower()
+        if not _FIELD_NAME.fullmatch(source_name) or name in keys:
+            merged.ignored.append(source_name)
+        elif name not in position:
+            position[name] = len(data)
+            data.append(Column(name, column_type))
+            merged.added.append(name)
+            merged.field_names[name] = source_name
+        elif data[position[name]].type != column_type:
+            merged.changed[name] = f"{data[position[name]].type} -> {column_type}"
+            data[position[name]] = Column(name, column_type)
+    merged.columns = data + list(partition_columns)
+    return merged
+
+
+def common_type(first: str, second: str, text_type: str) -> str:
+    """The type the values of both types can be read as, when one field was crawled with two:
+    the wider number for two numbers, else text (`text_type`: varchar, or Glue's string)."""
+    if first == second:
+        return first
+    if first in _NUMBER_TYPES and second in _NUMBER_TYPES:
+        both_integers = first in _INTEGER_TYPES and second in _INTEGER_TYPES
+        return "bigint" if both_integers else "double"
+    return text_type
 
 
 def _describe(con: duckdb.DuckDBPyConnection, path: str) -> list[tuple[str, str]]:
@@ -149,21 +196,17 @@ def _describe(con: duckdb.DuckDBPyConnection, path: str) -> list[tuple[str, str]
     return []
 
 
-def _infer_columns(store: ObjectStore, keys: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(field name, Athena type) of the top-level fields in `keys`, and names not usable."""
+def _infer_columns(store: ObjectStore, keys: list[str]) -> list[tuple[str, str]]:
+    """(field name, Athena type) of the top-level fields in `keys`."""
     seen: dict[str, str] = {}
     con = duckdb.connect(":memory:")
     try:
         for key in keys:
             for name, duck_type in _describe(con, store.uri(key)):
                 athena_type = _SIMPLE_TYPES.get(duck_type, "varchar")
+                # Mixed types across objects: keep what every value can be read as.
                 previous = seen.setdefault(name, athena_type)
-                if previous != athena_type:
-                    # Mixed types across objects: keep what every value can be read as.
-                    both = {previous, athena_type}
-                    seen[name] = "double" if both == {"bigint", "double"} else "varchar"
+                seen[name] = common_type(previous, athena_type, "varchar")
     finally:
         con.close()
-    columns = [(n, t) for n, t in seen.items() if _FIELD_NAME.fullmatch(n)]
-    ignored = [n for n in seen if not _FIELD_NAME.fullmatch(n)]
-    return columns, ignored
+    return list(seen.items())

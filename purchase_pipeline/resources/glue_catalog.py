@@ -4,9 +4,14 @@ Tables are external Parquet tables (or the crawler's JSON table) partitioned by 
 Swapping a partition points it at a new S3 location with `UpdatePartition` (or creates it),
 and returns the partition it replaced so the caller can delete the old files afterwards.
 A partition's build statistics are kept in its `Parameters` (Glue stores strings).
+
+The crawler's raw table is partitioned by four keys (Firehose's year/month/day/hour folders),
+which `Table` and `Partition` cannot describe: `update_columns`, `list_partition_values` and
+`add_partitions` change such a table in place, keeping whatever else Glue has of it.
 """
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -48,6 +53,21 @@ _LINES = {
 }
 _FORMATS = {"parquet": _PARQUET, "json": _JSON, "lines": _LINES}
 _STATS_KEY = "purchase_pipeline.stats"
+# The fields of a GetTable answer that UpdateTable takes back (the rest is read-only).
+_TABLE_INPUT_FIELDS = (
+    "Name",
+    "Description",
+    "Owner",
+    "Retention",
+    "StorageDescriptor",
+    "PartitionKeys",
+    "TableType",
+    "Parameters",
+    "ViewOriginalText",
+    "ViewExpandedText",
+    "TargetTable",
+)
+_BATCH_CREATE_PARTITIONS = 100  # BatchCreatePartition's limit per call
 
 
 class GlueCatalog(Catalog, AwsConnection):
@@ -83,7 +103,8 @@ class GlueCatalog(Catalog, AwsConnection):
         prefix = f"s3://{self.bucket_name}/"
         return location[len(prefix) :] if location.startswith(prefix) else location
 
-    def get_table(self, name: str) -> Table | None:
+    def _glue_table(self, name: str) -> dict[str, Any] | None:
+        """The table as Glue describes it, or None."""
         try:
             response = self.client().get_table(
                 DatabaseName=self.database_name, Name=validate_identifier(name)
@@ -94,7 +115,17 @@ class GlueCatalog(Catalog, AwsConnection):
             raise self._fail("GetTable", name, exc) from exc
         except BotoCoreError as exc:
             raise self._fail("GetTable", name, exc) from exc
-        return self._table(response["Table"])
+        return dict(response["Table"])
+
+    def _existing_glue_table(self, name: str) -> dict[str, Any]:
+        glue = self._glue_table(name)
+        if glue is None:
+            raise CatalogError(f"table {self.database_name}.{name} is not in the Glue catalog")
+        return glue
+
+    def get_table(self, name: str) -> Table | None:
+        glue = self._glue_table(name)
+        return None if glue is None else self._table(glue)
 
     def _table(self, glue: dict[str, Any]) -> Table:
         descriptor = glue.get("StorageDescriptor", {})
@@ -229,3 +260,69 @@ class GlueCatalog(Catalog, AwsConnection):
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("swap partition of", f"{table} ({partition.value})", exc) from exc
         return previous
+
+    def update_columns(self, table: str, columns: list[Column]) -> None:
+        """Set the data columns of an existing table; its partition keys, location, format and
+        parameters stay as Glue has them (for a table `put_table` cannot describe)."""
+        for column in columns:
+            validate_identifier(column.name)
+        glue = self._existing_glue_table(table)
+        table_input = {k: glue[k] for k in _TABLE_INPUT_FIELDS if k in glue}
+        table_input["StorageDescriptor"] = {
+            **glue.get("StorageDescriptor", {}),
+            "Columns": [{"Name": c.name, "Type": c.type} for c in columns],
+        }
+        try:
+            self.client().update_table(DatabaseName=self.database_name, TableInput=table_input)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("UpdateTable", table, exc) from exc
+
+    def list_partition_values(self, table: str) -> set[tuple[str, ...]]:
+        """The values of every partition, for a table partitioned by several keys."""
+        values: set[tuple[str, ...]] = set()
+        try:
+            paginator = self.client().get_paginator("get_partitions")
+            pages = paginator.paginate(
+                DatabaseName=self.database_name,
+                TableName=validate_identifier(table),
+                ExcludeColumnSchema=True,
+            )
+            for page in pages:
+                values |= {tuple(p["Values"]) for p in page.get("Partitions", [])}
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("GetPartitions", table, exc) from exc
+        return values
+
+    def add_partitions(
+        self, table: str, locations: Mapping[tuple[str, ...], str]
+    ) -> list[tuple[str, ...]]:
+        """Register partitions (their values, in partition key order -> S3 location) with the
+        table's own columns and format. A partition that is already registered (by a run at
+        the same time) is left as it is. Returns the values of the partitions it added."""
+        descriptor = dict(self._existing_glue_table(table).get("StorageDescriptor", {}))
+        inputs = [
+            {"Values": list(values), "StorageDescriptor": {**descriptor, "Location": location}}
+            for values, location in sorted(locations.items())
+        ]
+        added: list[tuple[str, ...]] = []
+        for start in range(0, len(inputs), _BATCH_CREATE_PARTITIONS):
+            batch = inputs[start : start + _BATCH_CREATE_PARTITIONS]
+            try:
+                response = self.client().batch_create_partition(
+                    DatabaseName=self.database_name, TableName=table, PartitionInputList=batch
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise self._fail("BatchCreatePartition", table, exc) from exc
+            existing: set[tuple[str, ...]] = set()
+            for error in response.get("Errors", []):
+                values = tuple(error.get("PartitionValues", []))
+                detail = error.get("ErrorDetail", {})
+                if detail.get("ErrorCode") != "AlreadyExistsException":
+                    raise CatalogError(
+                        f"Glue BatchCreatePartition {self.database_name}.{table} "
+                        f"({'/'.join(values)}) failed: {detail.get('ErrorCode', 'Error')}: "
+                        f"{detail.get('ErrorMessage', 'no message')}"
+                    )
+                existing.add(values)
+            added += [tuple(i["Values"]) for i in batch if tuple(i["Values"]) not in existing]
+        return added
