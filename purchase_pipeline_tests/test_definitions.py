@@ -34,6 +34,15 @@ def test_definitions_load_and_validate() -> None:
     Definitions.validate_loadable(defs)
 
 
+def test_every_job_runs_its_steps_in_the_run_process() -> None:
+    # Including the implicit asset job that automation, backfills and the UI launch: a process
+    # per step would import Dagster and the code location again for each step of a day.
+    jobs = [defs.resolve_job_def(n) for n in ("landing_job", "crawl_job", "daily_job")]
+    jobs.append(defs.resolve_implicit_global_asset_job_def())
+    for job in jobs:
+        assert job.executor_def.name == "in_process", job.name
+
+
 def test_asset_keys_are_exactly_the_spec() -> None:
     graph = defs.resolve_asset_graph()
     assert {k.to_user_string() for k in graph.get_all_asset_keys()} == SPEC_KEYS
