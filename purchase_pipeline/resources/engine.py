@@ -571,9 +571,12 @@ class DuckDBEngine(QueryEngine):
                 )
             rows_by_file = (
                 dict(
+                    # From the footers: counting the rows themselves read every file again
+                    # (1.1 s of a million-event day's landing step).
                     con.execute(
-                        "SELECT filename, count(*) FROM read_parquet(?, filename=true, "
-                        "hive_partitioning=false) GROUP BY filename",
+                        "SELECT file_name, CAST(sum(row_group_num_rows) AS BIGINT) FROM ("
+                        "SELECT DISTINCT file_name, row_group_id, row_group_num_rows "
+                        "FROM parquet_metadata(?)) AS row_groups GROUP BY file_name",
                         [[store.uri(f) for fs in files_by_value.values() for f in fs]],
                     ).fetchall()
                 )

@@ -57,28 +57,22 @@ pieces AS (
     WHERE l.read_error IS NULL AND strpos(l.line, '}{') > 0
 ),
 
--- Each piece parsed once into a map of its fields (NULL when it is not one readable object).
--- An object that repeats a key is still an object for splitting, but has no map: engines
--- disagree on which value wins, so it is malformed.
-parsed_pieces AS (
+-- Whether each piece is one readable object (a blank piece holds no record and breaks
+-- nothing). Only the test is kept: the map of a record's fields is built once, in `records`,
+-- so this CTE, which three steps read, stays narrow (a day's pieces must fit in memory).
+checked_pieces AS (
     SELECT
         source_key,
         arrival_hour,
         line_no,
-        piece,
-        piece_no,
         trimmed,
-        CASE
-            WHEN substr(trimmed, 1, 1) = '{'
-                THEN try(CAST(json_parse(trimmed) AS MAP(VARCHAR, JSON)))
-        END AS doc
+        trimmed = '' OR (substr(trimmed, 1, 1) = '{' AND try(json_parse(trimmed)) IS NOT NULL)
+            AS is_object
     FROM (
         SELECT
             source_key,
             arrival_hour,
             line_no,
-            piece,
-            piece_no,
             CASE
                 WHEN substr(piece, 1, 1) IN (' ', chr(9), chr(13))
                     OR substr(piece, -1) IN (' ', chr(9), chr(13))
@@ -87,23 +81,6 @@ parsed_pieces AS (
             END AS trimmed
         FROM pieces
     ) AS trimmed_pieces
-),
-
-checked_pieces AS (
-    SELECT
-        source_key,
-        arrival_hour,
-        line_no,
-        piece,
-        piece_no,
-        trimmed,
-        doc,
-        CASE
-            WHEN trimmed = '' OR doc IS NOT NULL THEN TRUE
-            WHEN substr(trimmed, 1, 1) = '{' THEN try(json_parse(trimmed)) IS NOT NULL
-            ELSE FALSE
-        END AS is_object
-    FROM parsed_pieces
 ),
 
 -- Lines with a piece that is not an object: few, so the anti-join below stays small.
@@ -119,12 +96,35 @@ simple_records AS (
     SELECT
         c.source_key,
         c.arrival_hour,
-        c.trimmed AS record,
-        c.doc
+        c.trimmed AS record
     FROM checked_pieces AS c
     LEFT JOIN complex_lines AS x
         ON c.source_key = x.source_key AND c.line_no = x.line_no
     WHERE c.trimmed <> '' AND x.line_no IS NULL
+),
+
+-- The pieces of the complex lines again, cut from the lines as in `pieces` (a line with no
+-- '}{' is its one piece), with the untrimmed text steps 2 and 3 glue back together.
+complex_pieces AS (
+    SELECT
+        l.source_key,
+        l.arrival_hour,
+        l.line_no,
+        p.piece,
+        p.piece_no
+    FROM (
+        SELECT
+            l.source_key,
+            l.arrival_hour,
+            l.line_no,
+            l.line
+        FROM lines AS l
+        INNER JOIN complex_lines AS x
+            ON l.source_key = x.source_key AND l.line_no = x.line_no
+    ) AS l
+    CROSS JOIN
+        UNNEST(split(replace(l.line, '}{', '}' || chr(10) || '{'), chr(10)))
+        WITH ORDINALITY AS p (piece, piece_no)
 ),
 
 -- Step 2: glue pieces whose cut fell inside a string.
@@ -140,9 +140,7 @@ piece_quotes AS (
             ORDER BY c.piece_no
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) % 2 AS in_string_after
-    FROM checked_pieces AS c
-    INNER JOIN complex_lines AS x
-        ON c.source_key = x.source_key AND c.line_no = x.line_no
+    FROM complex_pieces AS c
 ),
 
 piece_groups AS (
@@ -410,22 +408,31 @@ complex_records AS (
     GROUP BY source_key, arrival_hour, line_no
 ),
 
+-- Each record parsed once into a map of its fields (NULL when it is not one readable object).
+-- An object that repeats a key is still an object for splitting, but has no map: engines
+-- disagree on which value wins, so it is malformed.
 records AS (
-    SELECT
-        source_key,
-        arrival_hour,
-        record,
-        doc,
-        FALSE AS unreadable
-    FROM simple_records
-    UNION ALL
     SELECT
         source_key,
         arrival_hour,
         record,
         CASE WHEN is_object THEN try(CAST(json_parse(record) AS MAP(VARCHAR, JSON))) END AS doc,
         FALSE AS unreadable
-    FROM complex_records
+    FROM (
+        SELECT
+            source_key,
+            arrival_hour,
+            record,
+            TRUE AS is_object
+        FROM simple_records
+        UNION ALL
+        SELECT
+            source_key,
+            arrival_hour,
+            record,
+            is_object
+        FROM complex_records
+    ) AS split_records
     UNION ALL
     SELECT
         source_key,
