@@ -42,10 +42,6 @@ DAYS = ["2025-03-01", "2025-03-02"]
 # The landing hours those days read: their own and the next day's (late arrivals, SPEC.md).
 FIRST_HOUR, LAST_HOUR = "2025-03-01-00:00", "2025-03-03-23:00"
 
-# The backfill's run executes its steps in one process. The default multiprocess executor
-# starts a Python process per step: on 2 shared cores the run took ~55 s that way and ~9 s in
-# process, and what it adds is Dagster's, not this project's.
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 # The daemon looks at backfills every 30 s: one look submits the run, a later one sees it done.
 BACKFILL_TIMEOUT = 240.0
 
@@ -178,7 +174,6 @@ def test_a_two_day_backfill_materializes_every_daily_asset_and_reports_its_check
         {
             "assetSelection": [{"path": key.split("/")} for key in DAILY],
             "partitionNames": DAYS,
-            "runConfigData": IN_PROCESS,
             "title": "test_dagster_dev",
         },
     )
