@@ -98,7 +98,7 @@ def plan(
     client = client or _client_factory(config)
     s3, glue, firehose = client("s3"), client("glue"), client("firehose")
     bucket, database, stream = settings.bucket, settings.database, settings.stream
-    crawl_database, crawler = settings.crawl_database, crawler_name(settings)
+    crawl_database, crawler = settings.crawl_database, settings.crawler
 
     def wanted_crawler() -> dict[str, Any]:
         return crawler_input(settings, config.crawler_role_arn)
@@ -203,15 +203,11 @@ def raw_table_input(settings: Settings) -> dict[str, Any]:
     }
 
 
-def crawler_name(settings: Settings) -> str:
-    return f"{settings.stream}-raw"
-
-
 def crawl_database_input(settings: Settings) -> dict[str, Any]:
     return {
         "Name": settings.crawl_database,
         "Description": (
-            f"Written by the Glue crawler {crawler_name(settings)} only; the pipeline merges "
+            f"Written by the Glue crawler {settings.crawler} only; the pipeline merges "
             f"its table into {settings.database}.{RAW_TABLE}."
         ),
     }
@@ -228,7 +224,7 @@ def crawler_input(settings: Settings, role_arn: str | None) -> dict[str, Any]:
     reaches `purchases_raw`. Without a role (updating a crawler) its role is left as it is.
     """
     definition: dict[str, Any] = {
-        "Name": crawler_name(settings),
+        "Name": settings.crawler,
         "DatabaseName": settings.crawl_database,
         "Targets": {"S3Targets": [{"Path": f"s3://{settings.bucket}/{settings.raw_prefix}"}]},
         "RecrawlPolicy": {"RecrawlBehavior": "CRAWL_NEW_FOLDERS_ONLY"},
@@ -393,7 +389,7 @@ def iam_policy(settings: Settings, region: str = "*", account: str = "*") -> dic
                 "Sid": "Crawler",
                 "Effect": "Allow",
                 "Action": ["glue:StartCrawler", "glue:GetCrawler"],
-                "Resource": f"{glue}:crawler/{crawler_name(settings)}",
+                "Resource": f"{glue}:crawler/{settings.crawler}",
             },
             {
                 "Sid": "Athena",

@@ -77,6 +77,10 @@ class Settings:
     def crawl_database(self) -> str:
         return crawl_database_name(self.database)
 
+    @property
+    def crawler(self) -> str:
+        return crawler_name(self.stream)
+
     @classmethod
     def from_env(cls) -> Settings:
         target = env("PURCHASES_TARGET")
@@ -97,6 +101,11 @@ class Settings:
             athena_workgroup=_checked("PURCHASES_ATHENA_WORKGROUP", validate_workgroup),
             athena_results=_checked("PURCHASES_ATHENA_RESULTS", _optional_s3_location),
         )
+
+
+def crawler_name(stream: str) -> str:
+    """The Glue crawler bootstrap creates and the crawler resource runs: `<stream>-raw`."""
+    return f"{stream}-raw"
 
 
 def crawl_database_name(database: str) -> str:

@@ -39,6 +39,7 @@ from purchase_pipeline.resources.crawler import (
 from purchase_pipeline.resources.glue_catalog import GlueCatalog
 from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.settings import crawl_database_name, env, validate_stream
+from purchase_pipeline.settings import crawler_name as default_crawler_name
 
 
 class CrawlerError(RuntimeError):
@@ -74,7 +75,7 @@ class GlueCrawler(Crawler, AwsConnection):
 
     @property
     def name(self) -> str:
-        return self.crawler_name or f"{validate_stream(env('PURCHASES_STREAM'))}-raw"
+        return self.crawler_name or default_crawler_name(validate_stream(env("PURCHASES_STREAM")))
 
     def crawl_database_name(self, catalog: GlueCatalog) -> str:
         return validate_identifier(
