@@ -34,7 +34,9 @@ def test_a_landing_hour_rebuilds_the_days_that_read_it_and_what_follows() -> Non
 
     this_hour = NOW.replace(minute=0, second=0, microsecond=0)
     landed(instance, this_hour)
-    landed(instance, this_hour - dt.timedelta(minutes=1))  # same hour twice: still one run
+    # The same hour landed twice is still one run. (Not `this_hour - 1 minute`: that is the
+    # hour before, and yesterday's when the test runs between 00:00 and 01:00 UTC.)
+    landed(instance, this_hour + dt.timedelta(minutes=1))
     second = evaluate_automation_conditions(
         defs=defs, instance=instance, evaluation_time=NOW, cursor=first.cursor
     )
