@@ -11,11 +11,11 @@ EVENTS_PER_DAY ?= 20000
 
 install: $(VENV)/.installed
 
+# Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
+# process would otherwise compile Dagster and its dependencies again, 3 s an import.
 $(VENV)/.installed: requirements.lock pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	# Bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
-	# process would otherwise compile Dagster and its dependencies again, 3 s an import.
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@

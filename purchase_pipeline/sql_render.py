@@ -95,14 +95,14 @@ def bind(
 # Strict JSON for DuckDB; created on every connection before a rendered query runs.
 DUCKDB_MACROS = (
     # Text DuckDB's lenient reader accepts and RFC 8259 does not: nan, inf, infinity (any
-    # case, signed) and trailing commas outside strings. The cheap checks look for a value
-    # starting with i or na, or a comma before a closing bracket; only when one hits are the
-    # strings stripped to see whether it was outside them (CASE, because DuckDB evaluates
-    # both sides of an AND in a projection).
+    # case, signed) and trailing commas outside strings. One cheap pass looks for a value
+    # starting with nan or inf, or a closing bracket right after a comma or an opening
+    # bracket (an empty array also hits); only when it hits are the strings stripped to see
+    # whether it was outside them (CASE, because DuckDB evaluates both sides of an AND in a
+    # projection).
     r"""CREATE OR REPLACE TEMP MACRO lenient_json(x) AS
         CASE
-            WHEN regexp_matches(x, '[:\[,][ \t\r\n]*[-+]?(?:[iI]|[nN][aA])')
-                OR regexp_matches(x, ',[ \t\r\n]*[}\]]')
+            WHEN regexp_matches(x, '[:\[,][ \t\r\n]*(?:[-+]?(?i:nan|inf)|[}\]])')
                 THEN regexp_matches(
                     regexp_replace(x, '"(?:[^"\\]|\\.)*"', '""', 'g'),
                     '(?i)nan|inf|,[ \t\r\n]*[}\]]'
@@ -114,44 +114,74 @@ DUCKDB_MACROS = (
         CASE WHEN json_valid(x) AND NOT lenient_json(x) THEN JSON(x) END""",
     r"""CREATE OR REPLACE TEMP MACRO is_json(x) AS
         coalesce(json_valid(x) AND NOT lenient_json(x), FALSE)""",
-    r"""CREATE OR REPLACE TEMP MACRO try_json_map(x) AS
+    # Whether no key repeats in a list of keys. Comparing each key's first position with its
+    # own is 2.5x faster than list_unique's hash for an object's few keys, but quadratic, so
+    # a long list is counted with the hash.
+    r"""CREATE OR REPLACE TEMP MACRO keys_unique(k) AS
+        CASE
+            WHEN len(k) <= 64
+                THEN coalesce(list_bool_and(list_transform(k, lambda e, i: list_position(k, e) = i)), TRUE)
+            ELSE len(k) = list_unique(k)
+        END""",
+    # A strict object with no repeated top-level key: what Athena can cast to a MAP. The
+    # conditions run cheapest first (a CASE condition stops at the first false one).
+    r"""CREATE OR REPLACE TEMP MACRO is_json_map(x) AS
         CASE
             WHEN json_valid(x) AND json_type(x) = 'OBJECT' AND NOT lenient_json(x)
-                AND len(json_keys(x)) = list_unique(json_keys(x))
-                THEN json_transform(x, '"MAP(VARCHAR, JSON)"')
+                AND keys_unique(json_keys(x))
+                THEN TRUE
+            ELSE FALSE
         END""",
+    r"""CREATE OR REPLACE TEMP MACRO try_json_map(x) AS
+        CASE WHEN is_json_map(x) THEN json_transform(x, '"MAP(VARCHAR, JSON)"') END""",
 )
+
+_JSON_MAP = exp.Literal.string('"MAP(VARCHAR, JSON)"')
+
+
+def _is_json_map_cast(node: exp.Expression | None) -> bool:
+    """Whether `node` is `CAST(json_parse(x) AS MAP(...))`."""
+    return (
+        isinstance(node, exp.Cast)
+        and isinstance(node.this, exp.ParseJSON)
+        and node.to.is_type(exp.DataType.Type.MAP)
+    )
 
 
 def _strict_json(tree: exp.Expression) -> exp.Expression:
     """`TRY(json_parse(x)) IS NOT NULL` -> `is_json(x)`, `TRY(json_parse(x))` -> `try_json(x)`,
+    `TRY(CAST(json_parse(x) AS MAP)) IS NOT NULL` -> `is_json_map(x)`,
     `TRY(CAST(json_parse(x) AS MAP))` -> `try_json_map(x)`,
+    `CAST(json_parse(x) AS MAP)` -> one `json_transform` (Athena fails the query where that
+    cast fails, so the SQL uses it only on text it has checked),
     `json_format(j)` -> `CAST(j AS TEXT)`."""
 
     def replace(node: exp.Expression) -> exp.Expression:
-        # `TRY(json_parse(x)) IS NOT NULL` is a validity test: no need to build the value.
+        # `TRY(...) IS NOT NULL` is a validity test: no need to build the value.
         if (
             isinstance(node, exp.Not)
             and isinstance(node.this, exp.Is)
             and isinstance(node.this.expression, exp.Null)
             and isinstance(node.this.this, exp.Try)
-            and isinstance(node.this.this.this, exp.ParseJSON)
         ):
-            return exp.Anonymous(this="is_json", expressions=[node.this.this.this.this.copy()])
+            tried = node.this.this.this
+            if isinstance(tried, exp.ParseJSON):
+                return exp.Anonymous(this="is_json", expressions=[tried.this.copy()])
+            if _is_json_map_cast(tried):
+                return exp.Anonymous(this="is_json_map", expressions=[tried.this.this.copy()])
         # Trino's json_format takes only JSON; DuckDB's JSON is text already, and sqlglot's
         # TO_JSON would parse and print it again.
         if isinstance(node, exp.JSONFormat) and node.this is not None:
             return exp.cast(node.this.copy(), exp.DataType.build("TEXT"))
+        # sqlglot's `CAST(JSON(x) AS MAP)` would parse x, print it, and parse it again.
+        if _is_json_map_cast(node):
+            return exp.func("json_transform", node.this.this.copy(), _JSON_MAP.copy())
         if not isinstance(node, exp.Try):
             return node
         inner = node.this
         if isinstance(inner, exp.ParseJSON):
             return exp.Anonymous(this="try_json", expressions=[inner.this.copy()])
-        if (
-            isinstance(inner, exp.Cast)
-            and isinstance(inner.this, exp.ParseJSON)
-            and inner.to.is_type(exp.DataType.Type.MAP)
-        ):
+        if _is_json_map_cast(inner):
             return exp.Anonymous(this="try_json_map", expressions=[inner.this.this.copy()])
         return node
 

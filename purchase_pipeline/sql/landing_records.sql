@@ -58,29 +58,44 @@ pieces AS (
 ),
 
 -- Whether each piece is one readable object (a blank piece holds no record and breaks
--- nothing). Only the test is kept: the map of a record's fields is built once, in `records`,
--- so this CTE, which three steps read, stays narrow (a day's pieces must fit in memory).
+-- nothing), and whether it also reads as a map of its fields: an object that repeats a key is
+-- still an object for splitting, but has no map (engines disagree on which value wins, so it
+-- is malformed). Only the tests are kept, and each piece's text is parsed for them once: the
+-- map itself is built in `records`, so this CTE, which three steps read, stays narrow (a day's
+-- pieces must fit in memory).
 checked_pieces AS (
     SELECT
         source_key,
         arrival_hour,
         line_no,
         trimmed,
-        trimmed = '' OR (substr(trimmed, 1, 1) = '{' AND try(json_parse(trimmed)) IS NOT NULL)
-            AS is_object
+        is_map,
+        CASE
+            WHEN trimmed = '' OR is_map THEN TRUE
+            ELSE substr(trimmed, 1, 1) = '{' AND try(json_parse(trimmed)) IS NOT NULL
+        END AS is_object
     FROM (
         SELECT
             source_key,
             arrival_hour,
             line_no,
-            CASE
-                WHEN substr(piece, 1, 1) IN (' ', chr(9), chr(13))
-                    OR substr(piece, -1) IN (' ', chr(9), chr(13))
-                    THEN trim(BOTH ' ' || chr(9) || chr(13) FROM piece)
-                ELSE piece
-            END AS trimmed
-        FROM pieces
-    ) AS trimmed_pieces
+            trimmed,
+            substr(trimmed, 1, 1) = '{'
+            AND try(CAST(json_parse(trimmed) AS MAP(VARCHAR, JSON))) IS NOT NULL AS is_map
+        FROM (
+            SELECT
+                source_key,
+                arrival_hour,
+                line_no,
+                CASE
+                    WHEN substr(piece, 1, 1) IN (' ', chr(9), chr(13))
+                        OR substr(piece, -1) IN (' ', chr(9), chr(13))
+                        THEN trim(BOTH ' ' || chr(9) || chr(13) FROM piece)
+                    ELSE piece
+                END AS trimmed
+            FROM pieces
+        ) AS trimmed_pieces
+    ) AS mapped_pieces
 ),
 
 -- Lines with a piece that is not an object: few, so the anti-join below stays small.
@@ -96,7 +111,8 @@ simple_records AS (
     SELECT
         c.source_key,
         c.arrival_hour,
-        c.trimmed AS record
+        c.trimmed AS record,
+        c.is_map
     FROM checked_pieces AS c
     LEFT JOIN complex_lines AS x
         ON c.source_key = x.source_key AND c.line_no = x.line_no
@@ -408,31 +424,24 @@ complex_records AS (
     GROUP BY source_key, arrival_hour, line_no
 ),
 
--- Each record parsed once into a map of its fields (NULL when it is not one readable object).
--- An object that repeats a key is still an object for splitting, but has no map: engines
--- disagree on which value wins, so it is malformed.
+-- Each record parsed once into a map of its fields (NULL when it is not one readable object,
+-- or repeats a key). A simple record was checked in `checked_pieces`, so only the map is built.
 records AS (
+    SELECT
+        source_key,
+        arrival_hour,
+        record,
+        CASE WHEN is_map THEN CAST(json_parse(record) AS MAP(VARCHAR, JSON)) END AS doc,
+        FALSE AS unreadable
+    FROM simple_records
+    UNION ALL
     SELECT
         source_key,
         arrival_hour,
         record,
         CASE WHEN is_object THEN try(CAST(json_parse(record) AS MAP(VARCHAR, JSON))) END AS doc,
         FALSE AS unreadable
-    FROM (
-        SELECT
-            source_key,
-            arrival_hour,
-            record,
-            TRUE AS is_object
-        FROM simple_records
-        UNION ALL
-        SELECT
-            source_key,
-            arrival_hour,
-            record,
-            is_object
-        FROM complex_records
-    ) AS split_records
+    FROM complex_records
     UNION ALL
     SELECT
         source_key,
