@@ -120,7 +120,9 @@ DUCKDB_MACROS = (
     r"""CREATE OR REPLACE TEMP MACRO keys_unique(k) AS
         CASE
             WHEN len(k) <= 64
-                THEN coalesce(list_bool_and(list_transform(k, lambda e, i: list_position(k, e) = i)), TRUE)
+                THEN coalesce(
+                    list_bool_and(list_transform(k, lambda e, i: list_position(k, e) = i)), TRUE
+                )
             ELSE len(k) = list_unique(k)
         END""",
     # A strict object with no repeated top-level key: what Athena can cast to a MAP. The

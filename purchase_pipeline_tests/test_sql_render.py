@@ -478,3 +478,61 @@ def test_landing_records_classifies_non_finite_spellings_as_malformed() -> None:
     landing = render_file("landing_records", {}, "duckdb")
     got = con.execute(f"SELECT record, reason FROM ({landing}) ORDER BY record").fetchall()
     assert got == sorted((line, "malformed_json") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"bookId": "a", "bookId": "b"}',
+        '{"a": 1,}',
+        '{"a": NaN}',
+        '{"a": INF}',
+        "[1, 2]",
+        '"text"',
+        "not json",
+        '{"a": 1',
+        None,
+    ],
+)
+def test_is_json_map_is_false_where_try_json_map_is_null(text: str | None) -> None:
+    assert macro("try_json_map", text) is None
+    assert macro("is_json_map", text) is False
+
+
+@pytest.mark.parametrize(
+    "text", ["{}", '{"a": []}', '{"a": {"a": 1}, "b": "x, Inf"}', '{"a": "NaN", "b": [1, {}]}']
+)
+def test_is_json_map_is_true_where_try_json_map_reads_a_map(text: str) -> None:
+    assert macro("try_json_map", text) is not None
+    assert macro("is_json_map", text) is True
+
+
+def keys(count: int, repeat: int | None = None) -> str:
+    names = [f"k{i}" for i in range(count)] + ([f"k{repeat}"] if repeat is not None else [])
+    return "{" + ", ".join(f'"{n}": {i}' for i, n in enumerate(names)) + "}"
+
+
+@pytest.mark.parametrize("count", [2, 64, 65, 500])  # both sides of the 64-key switch
+def test_a_repeated_key_is_found_in_short_and_long_objects(count: int) -> None:
+    assert macro("is_json_map", keys(count)) is True
+    for repeat in (0, count - 1):  # the first key again, and the last
+        assert macro("is_json_map", keys(count, repeat)) is False
+        assert macro("try_json_map", keys(count, repeat)) is None
+
+
+def test_a_checked_cast_to_map_renders_as_one_json_transform() -> None:
+    sql = (
+        "SELECT try(CAST(json_parse(x) AS MAP(VARCHAR, JSON))) IS NOT NULL AS is_map, "
+        "CASE WHEN try(CAST(json_parse(x) AS MAP(VARCHAR, JSON))) IS NOT NULL "
+        "THEN CAST(json_parse(x) AS MAP(VARCHAR, JSON)) END AS doc FROM t"
+    )
+    rendered = render(bind(sql, {}), "duckdb")
+    assert "is_json_map(" in rendered.lower()
+    assert "json_transform(x" in rendered.lower()
+    assert "json(x)" not in rendered.lower()  # no parse-and-print before the cast
+    con = connect()
+    con.execute("CREATE TABLE t (i INTEGER, x VARCHAR)")
+    texts = ['{"a": 1, "b": "x"}', '{"a": NaN}', '{"a": 1, "a": 2}', "[1]"]
+    con.executemany("INSERT INTO t VALUES (?, ?)", [[i, x] for i, x in enumerate(texts)])
+    got = con.execute(rendered.replace("FROM t", "FROM t ORDER BY i")).fetchall()
+    assert got == [(True, {"a": "1", "b": '"x"'}), (False, None), (False, None), (False, None)]
