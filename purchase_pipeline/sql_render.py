@@ -115,16 +115,19 @@ DUCKDB_MACROS = (
     r"""CREATE OR REPLACE TEMP MACRO is_json(x) AS
         coalesce(json_valid(x) AND NOT lenient_json(x), FALSE)""",
     # Whether no key repeats in a list of keys. Comparing each key's first position with its
-    # own is 2.5x faster than list_unique's hash for an object's few keys, but quadratic, so
-    # a long list is counted with the hash.
+    # own is 2x faster than list_unique's hash for an object's few keys, but quadratic, so a
+    # long list is counted with the hash. The list is bound once, as a lambda's parameter:
+    # an inner lambda that captured the argument `k` would compute it again for every key.
     r"""CREATE OR REPLACE TEMP MACRO keys_unique(k) AS
-        CASE
-            WHEN len(k) <= 64
-                THEN coalesce(
-                    list_bool_and(list_transform(k, lambda e, i: list_position(k, e) = i)), TRUE
+        list_transform([k], lambda keys:
+            CASE
+                WHEN len(keys) <= 64 THEN coalesce(
+                    list_bool_and(list_transform(keys, lambda e, i: list_position(keys, e) = i)),
+                    TRUE
                 )
-            ELSE len(k) = list_unique(k)
-        END""",
+                ELSE len(keys) = list_unique(keys)
+            END
+        )[1]""",
     # A strict object with no repeated top-level key: what Athena can cast to a MAP. The
     # conditions run cheapest first (a CASE condition stops at the first false one).
     r"""CREATE OR REPLACE TEMP MACRO is_json_map(x) AS
