@@ -37,7 +37,7 @@ from purchase_pipeline.sql_render import (
     DUCKDB_MACROS,
     ParamValue,
     bind,
-    duckdb_parameters,
+    duckdb_variables,
     render,
     template,
 )
@@ -545,18 +545,15 @@ class DuckDBEngine(QueryEngine):
         try:
             self._create_views(con, store, catalog, sources)
             select, _ = template(sql_name, "duckdb")
-            values = duckdb_parameters(sql_name, params)
-            con.execute(
-                f"CREATE TEMP TABLE build_schema AS SELECT * FROM ({select}) LIMIT 0", values
-            )
-            described = con.execute("DESCRIBE build_schema").fetchall()
+            for statement in duckdb_variables(sql_name, params):
+                con.execute(statement)
+            described = con.execute(f"DESCRIBE SELECT * FROM ({select})").fetchall()
             target = store.uri(batch)
             _ensure_parent(target + "x")
             con.execute(
                 f"COPY (SELECT *, CAST({part} AS VARCHAR) AS part FROM ({select}) AS build) "
                 f"TO {_string(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part), "
-                "FILENAME_PATTERN 'data_{i}')",
-                values,
+                "FILENAME_PATTERN 'data_{i}')"
             )
             files_by_value: dict[str, list[str]] = {}
             for info in store.list_objects(batch):
@@ -610,9 +607,9 @@ class DuckDBEngine(QueryEngine):
                     empty = TableSource(source.table, [])
                     self._create_table_view(con, store, catalog, name, empty)
             select, _ = template(sql_name, "duckdb")
-            described = con.execute(
-                f"DESCRIBE SELECT * FROM ({select})", duckdb_parameters(sql_name, params)
-            ).fetchall()
+            for statement in duckdb_variables(sql_name, params):
+                con.execute(statement)
+            described = con.execute(f"DESCRIBE SELECT * FROM ({select})").fetchall()
         except duckdb.Error as exc:
             raise QueryEngineError(f"cannot plan {sql_name}: {exc}") from None
         finally:
