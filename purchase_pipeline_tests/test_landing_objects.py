@@ -57,3 +57,12 @@ def test_unreadable_objects_checks_every_key_and_returns_only_the_bad_ones() -> 
     }
     got = unreadable_objects(sorted(bodies), bodies.__getitem__, threads=2)
     assert sorted(got) == ["k/cut.gz", "k/latin.json"]
+
+
+def test_without_the_utf8_check_gzip_and_the_delimiter_are_still_checked() -> None:
+    latin = TEXT.encode() + "é".encode("latin-1") + b"\n"
+    assert unreadable_reason("a.json", latin, utf8=False) is None
+    cut = unreadable_reason("a.gz", gzip.compress(latin)[:-8], utf8=False)
+    assert cut is not None and cut.startswith("unreadable gzip stream")
+    assert unreadable_reason("a.json", b'{"a":"x\x00\x01\x02\x03y"}\n', utf8=False) is not None
+    assert unreadable_reason("a.json", b'{"a":"x\x00\x01\x02y"}\n', utf8=False) is None

@@ -518,6 +518,36 @@ def test_a_corrupt_object_is_recorded_and_the_rest_of_the_hour_builds(env: Env) 
     assert rows[-1][2].startswith("unreadable gzip stream")
 
 
+def test_objects_are_checked_for_utf8_only_once_duckdb_refuses_one(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[bool] = []
+    check_objects = engine_module.unreadable_objects
+
+    def spy(keys: list[str], read: Any, threads: int | None, utf8: bool) -> dict[str, str]:
+        checks.append(utf8)
+        return check_objects(keys, read, threads, utf8)
+
+    monkeypatch.setattr(engine_module, "unreadable_objects", spy)
+    good = landing_object_key(1)
+    env.store.put_object(good, records("P1", "P2", "P3"))
+    env.build([good])
+    assert checks == [False]  # UTF-8 text: the check is left to DuckDB's reader
+
+    checks.clear()
+    latin = landing_object_key(2)
+    env.store.put_object(latin, records("P4").replace(b"B1", "Bé".encode("latin-1")))
+    env.build([good, latin])
+    assert checks == [False, True]
+    rows = env.engine.query(
+        env.store,
+        env.catalog,
+        "SELECT source_key, reason, record FROM landing_records ORDER BY source_key",
+    ).rows
+    assert [(r[0], r[1]) for r in rows] == [(good, None)] * 3 + [(latin, "unreadable_object")]
+    assert rows[-1][2].startswith("not UTF-8 text: byte ")
+
+
 def test_a_failing_query_keeps_the_previous_partition(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -274,18 +274,24 @@ class DuckDBEngine(QueryEngine):
         store: ObjectStore,
         catalog: Catalog,
         sources: dict[str, Source],
+        utf8: bool = True,
     ) -> None:
         for name, source in sources.items():
             validate_identifier(name)
             if isinstance(source, LandingSource):
-                self._create_landing_view(con, store, name, source.keys)
+                self._create_landing_view(con, store, name, source.keys, utf8)
             else:
                 self._create_table_view(con, store, catalog, name, source)
 
     def _create_landing_view(
-        self, con: duckdb.DuckDBPyConnection, store: ObjectStore, name: str, keys: list[str]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        store: ObjectStore,
+        name: str,
+        keys: list[str],
+        utf8: bool = True,
     ) -> None:
-        unreadable = unreadable_objects(keys, store.get_object, self.threads or None)
+        unreadable = unreadable_objects(keys, store.get_object, self.threads or None, utf8)
         for key, reason in unreadable.items():
             log.warning("landing object %s is unreadable_object: %s", key, reason)
         readable = [k for k in keys if k not in unreadable]
@@ -460,14 +466,21 @@ class DuckDBEngine(QueryEngine):
             store, catalog, table, partition_key, partition_values, self.stale_build_seconds
         )
         started = time.monotonic()
+        # Landing objects are first read without checking that they are UTF-8: DuckDB refuses
+        # text that is not, and only then is each object checked, to build without it.
+        utf8 = False
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 described, files_by_value, rows_by_file = self._copy_partitions(
-                    store, catalog, sources, sql_name, params, part, batch, partition_values
+                    store, catalog, sources, sql_name, params, part, batch, partition_values, utf8
                 )
                 break
             except duckdb.Error as exc:
                 store.delete_prefix(batch)
+                if not utf8 and _NOT_UTF8 in str(exc):
+                    log.info("%s: a landing object is not UTF-8; checking each object", what)
+                    utf8 = True
+                    continue
                 if _replaced_while_read(exc, attempt):
                     continue
                 raise QueryEngineError(f"query {query_id} building {what} failed: {exc}") from None
@@ -535,6 +548,7 @@ class DuckDBEngine(QueryEngine):
         part: str,
         batch: str,
         partition_values: list[str],
+        utf8: bool,
     ) -> tuple[list[Any], dict[str, list[str]], dict[str, int]]:
         """Run the SQL file into one Parquet folder per partition value under `batch`.
 
@@ -543,7 +557,7 @@ class DuckDBEngine(QueryEngine):
         """
         con = self._connect()
         try:
-            self._create_views(con, store, catalog, sources)
+            self._create_views(con, store, catalog, sources, utf8)
             select, _ = template(sql_name, "duckdb")
             for statement in duckdb_variables(sql_name, params):
                 con.execute(statement)
@@ -699,6 +713,8 @@ def sweep_stale_builds(
 # of an input partition may swap it and delete those files in between: the read fails with a
 # missing file, and the next attempt reads the partition that replaced them.
 READ_ATTEMPTS = 3
+# How DuckDB's CSV reader refuses a file that is not UTF-8.
+_NOT_UTF8 = "Invalid unicode"
 _MISSING_FILE = ("No files found that match the pattern", "No such file or directory")
 
 

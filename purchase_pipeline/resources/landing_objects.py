@@ -20,19 +20,25 @@ from concurrent.futures import ThreadPoolExecutor
 LINE_DELIMITER = b"\x00\x01\x02\x03"
 
 
-def unreadable_reason(key: str, body: bytes) -> str | None:
-    """Why the object `key` with these bytes cannot be read whole as text, or None."""
+def unreadable_reason(key: str, body: bytes, utf8: bool = True) -> str | None:
+    """Why the object `key` with these bytes cannot be read whole as text, or None.
+
+    With `utf8=False` the text is not checked for being UTF-8 (half the cost of the check):
+    for a reader that refuses text that is not, and asks again with `utf8=True` when it does.
+    """
     text = body
     if key.endswith(".gz"):
         try:
             text = _gunzip(body)
         except (zlib.error, EOFError) as exc:
             return f"unreadable gzip stream: {exc}"
-    try:
-        text.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"not UTF-8 text: byte {exc.start} is {text[exc.start : exc.start + 1].hex()}"
-    if LINE_DELIMITER in text:
+    if utf8:
+        try:
+            text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"not UTF-8 text: byte {exc.start} is {text[exc.start : exc.start + 1].hex()}"
+    # Looking for a NUL first is ten times faster than for the whole sequence.
+    if b"\x00" in text and LINE_DELIMITER in text:
         return "holds the byte sequence 00 01 02 03, which no JSON text holds"
     return None
 
@@ -52,13 +58,14 @@ def _gunzip(body: bytes) -> bytes:
 
 
 def unreadable_objects(
-    keys: Iterable[str], read: Callable[[str], bytes], threads: int | None = None
+    keys: Iterable[str], read: Callable[[str], bytes], threads: int | None = None, utf8: bool = True
 ) -> dict[str, str]:
-    """The objects among `keys` that cannot be read whole, each with why."""
+    """The objects among `keys` that cannot be read whole, each with why (see
+    `unreadable_reason` for `utf8`)."""
     keys = list(keys)
 
     def check(key: str) -> str | None:
-        return unreadable_reason(key, read(key))
+        return unreadable_reason(key, read(key), utf8)
 
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
         reasons = list(pool.map(check, keys))
