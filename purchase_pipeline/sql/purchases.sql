@@ -24,6 +24,15 @@ WITH accepted AS (
         AND dt = :dt
 ),
 
+-- Most purchases land once. Only the ids that landed more than once are ranked: a window
+-- over every id costs more than counting them all.
+repeated AS (
+    SELECT purchase_id
+    FROM accepted
+    GROUP BY purchase_id
+    HAVING count(*) > 1
+),
+
 ranked AS (
     SELECT
         *,
@@ -41,8 +50,26 @@ ranked AS (
                 user_age NULLS FIRST
         ) AS copy_no
     FROM accepted
+    WHERE purchase_id IN (SELECT purchase_id FROM repeated)
 )
 
+-- (purchase_id is never NULL in `accepted`, so NOT IN is a plain anti-join.)
+SELECT
+    purchase_id,
+    book_id,
+    title,
+    author,
+    genre,
+    user_id,
+    user_country,
+    user_age,
+    age_band,
+    purchased_at,
+    source_key,
+    dt
+FROM accepted
+WHERE purchase_id NOT IN (SELECT purchase_id FROM repeated)
+UNION ALL
 SELECT
     purchase_id,
     book_id,
