@@ -25,7 +25,9 @@ WITH accepted AS (
 ),
 
 -- Most purchases land once. Only the ids that landed more than once are ranked: a window
--- over every id costs more than counting them all.
+-- over every id costs more than counting them all. Joins, not IN: a row whose purchase_id is
+-- NULL (which the landing step never writes) must still reach the table, where the
+-- accounting identity check reports it, instead of vanishing in a NULL comparison.
 repeated AS (
     SELECT purchase_id
     FROM accepted
@@ -35,40 +37,40 @@ repeated AS (
 
 ranked AS (
     SELECT
-        *,
+        a.*,
         row_number() OVER (
-            PARTITION BY purchase_id
+            PARTITION BY a.purchase_id
             ORDER BY
-                source_key,
-                purchased_at,
-                book_id,
-                user_id,
-                title NULLS FIRST,
-                author NULLS FIRST,
-                genre,
-                user_country,
-                user_age NULLS FIRST
+                a.source_key,
+                a.purchased_at,
+                a.book_id,
+                a.user_id,
+                a.title NULLS FIRST,
+                a.author NULLS FIRST,
+                a.genre,
+                a.user_country,
+                a.user_age NULLS FIRST
         ) AS copy_no
-    FROM accepted
-    WHERE purchase_id IN (SELECT purchase_id FROM repeated)
+    FROM accepted AS a
+    INNER JOIN repeated AS r ON a.purchase_id = r.purchase_id
 )
 
--- (purchase_id is never NULL in `accepted`, so NOT IN is a plain anti-join.)
 SELECT
-    purchase_id,
-    book_id,
-    title,
-    author,
-    genre,
-    user_id,
-    user_country,
-    user_age,
-    age_band,
-    purchased_at,
-    source_key,
-    dt
-FROM accepted
-WHERE purchase_id NOT IN (SELECT purchase_id FROM repeated)
+    a.purchase_id,
+    a.book_id,
+    a.title,
+    a.author,
+    a.genre,
+    a.user_id,
+    a.user_country,
+    a.user_age,
+    a.age_band,
+    a.purchased_at,
+    a.source_key,
+    a.dt
+FROM accepted AS a
+LEFT JOIN repeated AS r ON a.purchase_id = r.purchase_id
+WHERE r.purchase_id IS NULL
 UNION ALL
 SELECT
     purchase_id,
