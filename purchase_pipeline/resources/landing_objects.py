@@ -2,9 +2,10 @@
 
 Why it exists: DuckDB reads the readable start of a truncated gzip stream without an error,
 and fails a whole batch of hours on one object that is not UTF-8. Either way records would be
-lost silently or a day would never build. The local engine checks each object first; one it
-cannot read whole becomes a single `unreadable_object` rejection that names its key and the
-problem, and the rest of the batch builds. Objects are checked in parallel threads (zlib
+lost silently or a day would never build. The local engine checks each object first (for
+UTF-8 only once DuckDB has refused a batch, as that half of the check is the slower one); one
+it cannot read whole becomes a single `unreadable_object` rejection that names its key and
+the problem, and the rest of the batch builds. Objects are checked in parallel threads (zlib
 releases the GIL), each in memory once: landing objects are Firehose buffers of a few MiB.
 """
 
