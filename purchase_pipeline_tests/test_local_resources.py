@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import threading
 from pathlib import Path
@@ -222,6 +223,37 @@ def test_keys_ending_in_a_dot_segment_are_refused(tmp_path: Path, key: str) -> N
     with pytest.raises(ObjectStoreError, match="invalid object key"):
         store.get_object(key)
     assert files_on_disk(store.root) == ["a/b"]
+
+
+def test_delete_prefix_succeeds_when_another_process_deletes_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two builds of one day may clear the same superseded folder at once: each file and
+    folder the other removed first is simply gone, as deleting a missing S3 key succeeds."""
+    store = store_at(tmp_path)
+    for key in ["t/a/1", "t/a/2", "t/a/sub/3", "t/b/4"]:
+        store.put_object(key, b"1")
+    unlink, rmdir = os.unlink, os.rmdir
+
+    def raced(real: Any) -> Any:
+        def remove(path: Any, *, dir_fd: int | None = None) -> None:
+            real(path, dir_fd=dir_fd)  # the other process got there first
+            raise FileNotFoundError(2, "No such file or directory", path)
+
+        return remove
+
+    monkeypatch.setattr(os, "unlink", raced(unlink))
+    monkeypatch.setattr(os, "rmdir", raced(rmdir))
+    store.delete_prefix("t/a/")
+    monkeypatch.undo()
+    assert files_on_disk(store.root) == ["t/b/4"]
+
+    def refused(path: Any, *, dir_fd: int | None = None) -> None:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(os, "unlink", refused)
+    with pytest.raises(PermissionError):  # any other error still fails the delete
+        store.delete_prefix("t/b/")
 
 
 @pytest.mark.parametrize("prefix", ["../", ".", "t/.."])

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -151,7 +152,7 @@ class LocalObjectStore(ObjectStore):
         if not target.exists():
             return 0
         count = sum(len(files) for _, _, files in os.walk(target))
-        shutil.rmtree(target)
+        shutil.rmtree(target, onerror=_gone_already_is_fine)
         return count
 
     def move_prefix(self, source: str, target: str) -> None:
@@ -163,3 +164,13 @@ class LocalObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return str(self.path(key))
+
+
+def _gone_already_is_fine(
+    function: object, path: str, exc_info: tuple[type[BaseException], BaseException, TracebackType]
+) -> None:
+    """rmtree's error handler: a file or folder another process deleted meanwhile is deleted,
+    as on S3, where deleting a missing key succeeds (two builds of one day may both clear the
+    same superseded folder). Any other error is raised."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
