@@ -580,6 +580,32 @@ def test_objects_are_checked_for_utf8_only_once_duckdb_refuses_one(
     assert rows[-1][2].startswith("not UTF-8 text: byte ")
 
 
+def test_the_utf8_rebuild_is_not_one_of_the_read_attempts(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inputs replaced while read twice, then DuckDB refusing text that is not UTF-8: the
+    build still gets its UTF-8-checked run, on top of its read attempts."""
+    copy = engine_module.DuckDBEngine._copy_partitions
+    failures = [
+        duckdb.IOException("No files found that match the pattern t/x.parquet"),
+        duckdb.IOException("No files found that match the pattern t/y.parquet"),
+        duckdb.InvalidInputException("Invalid unicode (byte sequence mismatch) detected"),
+    ]
+    checked: list[bool] = []
+
+    def flaky(self: Any, *args: Any) -> Any:
+        checked.append(args[-1])
+        if failures:
+            raise failures.pop(0)
+        return copy(self, *args)
+
+    monkeypatch.setattr(engine_module.DuckDBEngine, "_copy_partitions", flaky)
+    key = landing_object_key(1)
+    env.store.put_object(key, records("P1", "P2"))
+    assert env.build([key]).rows == 2
+    assert checked == [False, False, False, True]
+
+
 def test_a_failing_query_keeps_the_previous_partition(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -468,8 +468,10 @@ class DuckDBEngine(QueryEngine):
         started = time.monotonic()
         # Landing objects are first read without checking that they are UTF-8: DuckDB refuses
         # text that is not, and only then is each object checked, to build without it.
-        utf8 = False
-        for attempt in range(1, READ_ATTEMPTS + 1):
+        # That second build is not one of the READ_ATTEMPTS, which are for inputs replaced
+        # while they were read.
+        utf8, attempt = False, 1
+        while True:
             try:
                 described, files_by_value, rows_by_file = self._copy_partitions(
                     store, catalog, sources, sql_name, params, part, batch, partition_values, utf8
@@ -482,6 +484,7 @@ class DuckDBEngine(QueryEngine):
                     utf8 = True
                     continue
                 if _replaced_while_read(exc, attempt):
+                    attempt += 1
                     continue
                 raise QueryEngineError(f"query {query_id} building {what} failed: {exc}") from None
             except QueryEngineError as exc:
