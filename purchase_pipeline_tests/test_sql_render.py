@@ -105,13 +105,10 @@ def test_the_rendered_files_run_on_duckdb_end_to_end() -> None:
         '{"bookId":"B3","userId":"U4","purchaseTimestamp":"1740805200"}',
         "not json",
     ]
-    con.execute(
-        "CREATE TABLE landing_lines "
-        "(source_key VARCHAR, line_no BIGINT, line VARCHAR, read_error VARCHAR)"
-    )
+    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line VARCHAR, read_error VARCHAR)")
     con.executemany(
-        "INSERT INTO landing_lines VALUES (?, ?, ?, NULL)",
-        [[KEY, n, line] for n, line in enumerate(lines, 1)],
+        "INSERT INTO landing_lines VALUES (?, ?, NULL)",
+        [[KEY, line] for line in lines],
     )
     landing = render_file("landing_records", {}, "duckdb")
     con.execute(f"CREATE TABLE landing_records AS {landing}")
@@ -334,6 +331,38 @@ def test_unnest_inside_a_cte_with_aggregation() -> None:
     assert got == expected
 
 
+def test_unnest_of_two_arrays_walks_them_side_by_side() -> None:
+    sql = (
+        "SELECT l.id, f.part, f.size FROM t AS l "
+        "CROSS JOIN UNNEST(split(l.s, ','), transform(split(l.s, ','), p -> length(p))) "
+        "AS f (part, size)"
+    )
+    rendered = render(bind(sql, {}), "duckdb")
+    got = sorted(unnest_table().execute(rendered).fetchall())
+    expected = sorted(
+        (row_id, part, len(part))
+        for row_id, text in UNNEST_ROWS
+        if text is not None
+        for part in text.split(",")
+    )
+    assert got == expected
+
+
+def test_unnest_copies_only_the_columns_the_select_uses_to_each_element() -> None:
+    """DuckDB copies every projected value once per element: a line's whole array copied
+    once per piece is quadratic, so the array itself is not projected."""
+    sql = "SELECT l.id, f.part FROM t AS l CROSS JOIN UNNEST(split(l.s, ',')) AS f (part)"
+    rendered = render(bind(sql, {}), "duckdb")
+    assert "(SELECT l.id, UNNEST(" in rendered
+    assert unnest_table().execute(rendered).fetchall()
+
+
+def test_unnest_needs_one_column_name_per_array() -> None:
+    sql = "SELECT l.id, f.a FROM t AS l CROSS JOIN UNNEST(split(l.s, ','), ARRAY[1]) AS f (a)"
+    with pytest.raises(SqlRenderError, match="one column name per array"):
+        render(bind(sql, {}), "duckdb")
+
+
 def test_unnest_next_to_another_join_is_refused() -> None:
     sql = (
         "SELECT l.id, f.part FROM t AS l JOIN u ON u.id = l.id "
@@ -458,22 +487,40 @@ def test_the_macros_are_used_for_try_json_parse() -> None:
     ]
 
 
+def test_equal_complex_lines_of_one_object_each_keep_their_records() -> None:
+    """Lines that need steps 2 and 3 are numbered by their text; two equal ones in one
+    object (Firehose retries) must still each give their own records, not one or a mix."""
+    con = connect()
+    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line VARCHAR, read_error VARCHAR)")
+    good = '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200}'
+    broken = '{"bookId":"B2", "userId":'
+    in_string = '{"bookId":"B}{3","userId":"U3","purchaseTimestamp":1740805200}'
+    lines = [good + broken, in_string, good + broken, in_string, good]
+    con.executemany("INSERT INTO landing_lines VALUES (?, ?, NULL)", [[KEY, x] for x in lines])
+    landing = render_file("landing_records", {}, "duckdb")
+    got = sorted(
+        con.execute(
+            f"SELECT coalesce(reason, 'ok'), coalesce(book_id, record) FROM ({landing})"
+        ).fetchall()
+    )
+    assert got == sorted(
+        [("ok", "B1")] * 3 + [("malformed_json", broken)] * 2 + [("ok", "B}{3")] * 2
+    )
+
+
 def test_landing_records_classifies_non_finite_spellings_as_malformed() -> None:
     """docs/data-rules.md: JSON is strict RFC 8259, so `nan`/`inf` make a record malformed_json
     exactly like `NaN` does (today `nan` is accepted and `inf` is called bad_type)."""
     con = connect()
-    con.execute(
-        "CREATE TABLE landing_lines "
-        "(source_key VARCHAR, line_no BIGINT, line VARCHAR, read_error VARCHAR)"
-    )
+    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line VARCHAR, read_error VARCHAR)")
     lines = [
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"userAge":NaN}',
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"userAge":nan}',
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":inf}',
     ]
     con.executemany(
-        "INSERT INTO landing_lines VALUES (?, ?, ?, NULL)",
-        [[KEY, n, line] for n, line in enumerate(lines, 1)],
+        "INSERT INTO landing_lines VALUES (?, ?, NULL)",
+        [[KEY, line] for line in lines],
     )
     landing = render_file("landing_records", {}, "duckdb")
     got = con.execute(f"SELECT record, reason FROM ({landing}) ORDER BY record").fetchall()

@@ -217,15 +217,12 @@ class AthenaEngine(QueryEngine, AwsConnection):
             for key in unreadable
         )
         recorded = "".join(
-            f" UNION ALL SELECT {_athena_string(key)}, CAST(NULL AS BIGINT), "
-            f"CAST(NULL AS VARCHAR), {_athena_string(reason)}"
+            f" UNION ALL SELECT {_athena_string(key)}, CAST(NULL AS VARCHAR), "
+            f"{_athena_string(reason)}"
             for key, reason in unreadable.items()
         )
         return sqlglot.parse_one(
-            f"""SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, """
-            # Numbered within each object, so Trino sorts objects in parallel; identical
-            # lines are interchangeable, so the numbering is the same on every evaluation.
-            """row_number() OVER (PARTITION BY "$path" ORDER BY line) AS line_no, line, """
+            f"""SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, line, """
             "CAST(NULL AS VARCHAR) AS read_error "
             f"FROM {self.database_name}.{LANDING_LINES_TABLE} "
             f"""WHERE {in_hours} AND regexp_like("$path", {layout}){excluded}{recorded}""",

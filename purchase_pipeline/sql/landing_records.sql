@@ -2,11 +2,11 @@
 -- classified by docs/data-rules.md. One row per record. `reason` is NULL for a record bound
 -- for `purchases` (before de-duplication), else the rejection reason.
 --
--- Input: landing_lines (source_key, line_no, line, read_error), the lines of landing objects of
--- any number of arrival hours, each numbered uniquely within its object by the engine that
--- reads them. An object the engine cannot read whole (a truncated gzip stream, bytes that are
--- not UTF-8) is one row with no line and `read_error` saying why: one `unreadable_object`
--- record. A record's arrival hour is its object's key's YYYY/MM/DD/HH folder.
+-- Input: landing_lines (source_key, line, read_error), the lines of landing objects of any
+-- number of arrival hours, in any order. An object the engine cannot read whole (a truncated
+-- gzip stream, bytes that are not UTF-8) is one row with no line and `read_error` saying why:
+-- one `unreadable_object` record. A record's arrival hour is its object's key's
+-- YYYY/MM/DD/HH folder.
 --
 -- Splitting a line into records, fast for what Firehose writes and exact for the rest:
 -- 1. Cut the line at every '}{' (Firehose concatenates records with no delimiter). When every
@@ -21,106 +21,110 @@
 -- Cost: this query is the only one that reads raw JSON, so it is written for the common case.
 -- Every cheap test (the first and last character, a '}{' anywhere) runs before an expensive
 -- one (trim, a JSON parse), and a record is parsed once into a map whose values are looked up
--- once.
+-- once. Step 1 works on each line's array of pieces, row by row: no join or window over every
+-- line, so no line needs a number; steps 2 and 3 number the few lines they read.
 WITH lines AS (
     SELECT
         source_key,
         line,
-        line_no,
         read_error,
         date_parse(
             regexp_extract(source_key, '(\d{4}/\d{2}/\d{2}/\d{2})/[^/]+$', 1), '%Y/%m/%d/%H'
-        ) AS arrival_hour
+        ) AS arrival_hour,
+        CASE
+            WHEN read_error IS NOT NULL THEN ARRAY[]
+            WHEN strpos(line, '}{') = 0 THEN ARRAY[line]
+            ELSE split(replace(line, '}{', '}' || chr(10) || '{'), chr(10))
+        END AS pieces
     FROM landing_lines
 ),
 
-pieces AS (
+-- Each line's pieces, trimmed.
+trimmed_lines AS (
     SELECT
         source_key,
         arrival_hour,
-        line_no,
-        line AS piece,
-        1 AS piece_no
+        line,
+        read_error,
+        transform(
+            pieces,
+            p -> CASE
+                WHEN substr(p, 1, 1) IN (' ', chr(9), chr(13))
+                    OR substr(p, -1) IN (' ', chr(9), chr(13))
+                    THEN trim(BOTH ' ' || chr(9) || chr(13) FROM p)
+                ELSE p
+            END
+        ) AS pieces
     FROM lines
-    WHERE read_error IS NULL AND strpos(line, '}{') = 0
-    UNION ALL
-    SELECT
-        l.source_key,
-        l.arrival_hour,
-        l.line_no,
-        p.piece,
-        p.piece_no
-    FROM lines AS l
-    CROSS JOIN
-        UNNEST(split(replace(l.line, '}{', '}' || chr(10) || '{'), chr(10)))
-        WITH ORDINALITY AS p (piece, piece_no)
-    WHERE l.read_error IS NULL AND strpos(l.line, '}{') > 0
 ),
 
--- Whether each piece is one readable object (a blank piece holds no record and breaks
--- nothing), and whether it also reads as a map of its fields: an object that repeats a key is
--- still an object for splitting, but has no map (engines disagree on which value wins, so it
--- is malformed). Only the tests are kept, and each piece's text is parsed for them once: the
--- map itself is built in `records`, so this CTE, which three steps read, stays narrow (a day's
--- pieces must fit in memory).
-checked_pieces AS (
+-- What each piece is: 0 blank (no record, breaks nothing), 1 a readable object that is also
+-- a map of its fields, 2 an object with a repeated key (engines disagree on which value wins,
+-- so it is a malformed record, but it still splits the line), 3 not an object. Each piece is
+-- parsed once for these tests; the map itself is built in `records`.
+checked_lines AS (
     SELECT
         source_key,
         arrival_hour,
-        line_no,
-        trimmed,
-        is_map,
-        CASE
-            WHEN trimmed = '' OR is_map THEN TRUE
-            ELSE substr(trimmed, 1, 1) = '{' AND try(json_parse(trimmed)) IS NOT NULL
-        END AS is_object
+        line,
+        read_error,
+        pieces,
+        transform(
+            pieces,
+            p -> CASE
+                WHEN p = '' THEN 0
+                WHEN substr(p, 1, 1) <> '{' THEN 3
+                WHEN TRY(CAST(json_parse(p) AS MAP(VARCHAR, JSON))) IS NOT NULL THEN 1
+                WHEN TRY(json_parse(p)) IS NOT NULL THEN 2
+                ELSE 3
+            END
+        ) AS kinds
+    FROM trimmed_lines
+),
+
+-- What each line holds, one row per text: the pieces of a line whose pieces are all blank or
+-- objects (almost every line; kinds 1 and 2, blank pieces dropped), the whole of any other
+-- line (kind 4), or the reason an object could not be read (kind 5). Every later step reads
+-- this one CTE, so each line's kinds are computed once.
+line_texts AS (
+    SELECT
+        c.source_key,
+        c.arrival_hour,
+        t.text,
+        t.kind
     FROM (
         SELECT
             source_key,
             arrival_hour,
-            line_no,
-            trimmed,
-            substr(trimmed, 1, 1) = '{'
-            AND try(CAST(json_parse(trimmed) AS MAP(VARCHAR, JSON))) IS NOT NULL AS is_map
-        FROM (
-            SELECT
-                source_key,
-                arrival_hour,
-                line_no,
-                CASE
-                    WHEN substr(piece, 1, 1) IN (' ', chr(9), chr(13))
-                        OR substr(piece, -1) IN (' ', chr(9), chr(13))
-                        THEN trim(BOTH ' ' || chr(9) || chr(13) FROM piece)
-                    ELSE piece
-                END AS trimmed
-            FROM pieces
-        ) AS trimmed_pieces
-    ) AS mapped_pieces
+            CASE
+                WHEN read_error IS NOT NULL THEN ARRAY[read_error]
+                WHEN contains(kinds, 3) THEN ARRAY[line]
+                ELSE pieces
+            END AS texts,
+            CASE
+                WHEN read_error IS NOT NULL THEN ARRAY[5]
+                WHEN contains(kinds, 3) THEN ARRAY[4]
+                ELSE kinds
+            END AS kinds
+        FROM checked_lines
+    ) AS c
+    CROSS JOIN UNNEST(c.texts, c.kinds) AS t (text, kind)
+    WHERE t.kind <> 0
 ),
 
--- Lines with a piece that is not an object: few, so the anti-join below stays small.
+-- The few lines that are not all objects, numbered within their object (equal lines are
+-- interchangeable).
 complex_lines AS (
-    SELECT DISTINCT
-        source_key,
-        line_no
-    FROM checked_pieces
-    WHERE NOT is_object
-),
-
-simple_records AS (
     SELECT
-        c.source_key,
-        c.arrival_hour,
-        c.trimmed AS record,
-        c.is_map
-    FROM checked_pieces AS c
-    LEFT JOIN complex_lines AS x
-        ON c.source_key = x.source_key AND c.line_no = x.line_no
-    WHERE c.trimmed <> '' AND x.line_no IS NULL
+        source_key,
+        arrival_hour,
+        text AS line,
+        row_number() OVER (PARTITION BY source_key ORDER BY text) AS line_no
+    FROM line_texts
+    WHERE kind = 4
 ),
 
--- The pieces of the complex lines again, cut from the lines as in `pieces` (a line with no
--- '}{' is its one piece), with the untrimmed text steps 2 and 3 glue back together.
+-- The pieces of the complex lines, untrimmed, which steps 2 and 3 glue back together.
 complex_pieces AS (
     SELECT
         l.source_key,
@@ -128,16 +132,7 @@ complex_pieces AS (
         l.line_no,
         p.piece,
         p.piece_no
-    FROM (
-        SELECT
-            l.source_key,
-            l.arrival_hour,
-            l.line_no,
-            l.line
-        FROM lines AS l
-        INNER JOIN complex_lines AS x
-            ON l.source_key = x.source_key AND l.line_no = x.line_no
-    ) AS l
+    FROM complex_lines AS l
     CROSS JOIN
         UNNEST(split(replace(l.line, '}{', '}' || chr(10) || '{'), chr(10)))
         WITH ORDINALITY AS p (piece, piece_no)
@@ -425,15 +420,17 @@ complex_records AS (
 ),
 
 -- Each record parsed once into a map of its fields (NULL when it is not one readable object,
--- or repeats a key). A simple record was checked in `checked_pieces`, so only the map is built.
+-- or repeats a key). A piece of a simple line was checked in `checked_lines`, so only the map
+-- is built.
 records AS (
     SELECT
         source_key,
         arrival_hour,
-        record,
-        CASE WHEN is_map THEN CAST(json_parse(record) AS MAP(VARCHAR, JSON)) END AS doc,
-        FALSE AS unreadable
-    FROM simple_records
+        text AS record,
+        CASE WHEN kind = 1 THEN CAST(json_parse(text) AS MAP(VARCHAR, JSON)) END AS doc,
+        kind = 5 AS unreadable
+    FROM line_texts
+    WHERE kind IN (1, 2, 5)
     UNION ALL
     SELECT
         source_key,
@@ -442,15 +439,6 @@ records AS (
         CASE WHEN is_object THEN try(CAST(json_parse(record) AS MAP(VARCHAR, JSON))) END AS doc,
         FALSE AS unreadable
     FROM complex_records
-    UNION ALL
-    SELECT
-        source_key,
-        arrival_hour,
-        read_error AS record,
-        CAST(NULL AS MAP(VARCHAR, JSON)) AS doc,
-        TRUE AS unreadable
-    FROM lines
-    WHERE read_error IS NOT NULL
 ),
 
 -- Each field looked up once, then read as its JSON text (its first character tells its type)
