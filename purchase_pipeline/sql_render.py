@@ -95,14 +95,17 @@ def bind(
 # Strict JSON for DuckDB; created on every connection before a rendered query runs.
 DUCKDB_MACROS = (
     # Text DuckDB's lenient reader accepts and RFC 8259 does not: nan, inf, infinity (any
-    # case, signed) and trailing commas outside strings. One cheap pass looks for a value
-    # starting with nan or inf, or a closing bracket right after a comma or an opening
-    # bracket (an empty array also hits); only when it hits are the strings stripped to see
-    # whether it was outside them (CASE, because DuckDB evaluates both sides of an AND in a
-    # projection).
+    # case, signed) and trailing commas outside strings. Cheap passes look for a value
+    # starting with i or na, or a closing bracket right after a comma or an opening bracket
+    # (an empty array also hits); only when one hits are the strings stripped to see whether
+    # it was outside them (CASE, because DuckDB evaluates both sides of an AND in a
+    # projection). Three patterns that each start with one literal character are twice as
+    # fast as one that starts with a class of them: the regex engine skips to that character.
     r"""CREATE OR REPLACE TEMP MACRO lenient_json(x) AS
         CASE
-            WHEN regexp_matches(x, '[:\[,][ \t\r\n]*(?:[-+]?(?i:nan|inf)|[}\]])')
+            WHEN regexp_matches(x, ':[ \t\r\n]*[-+]?(?:[iI]|[nN][aA])')
+                OR regexp_matches(x, ',[ \t\r\n]*(?:[-+]?(?:[iI]|[nN][aA])|[}\]])')
+                OR regexp_matches(x, '\[[ \t\r\n]*(?:[-+]?(?:[iI]|[nN][aA])|[}\]])')
                 THEN regexp_matches(
                     regexp_replace(x, '"(?:[^"\\]|\\.)*"', '""', 'g'),
                     '(?i)nan|inf|,[ \t\r\n]*[}\]]'
