@@ -349,11 +349,18 @@ def test_unnest_of_two_arrays_walks_them_side_by_side() -> None:
 
 
 def test_unnest_copies_only_the_columns_the_select_uses_to_each_element() -> None:
-    """DuckDB copies every projected value once per element: a line's whole array copied
-    once per piece is quadratic, so the array itself is not projected."""
+    """Each element's row carries only the columns the SELECT reads, not the array itself."""
     sql = "SELECT l.id, f.part FROM t AS l CROSS JOIN UNNEST(split(l.s, ',')) AS f (part)"
     rendered = render(bind(sql, {}), "duckdb")
     assert "(SELECT l.id, UNNEST(" in rendered
+    assert unnest_table().execute(rendered).fetchall()
+    # The same from a subquery whose own columns are not qualified with the alias.
+    sql = (
+        "SELECT l.id, f.part FROM (SELECT id, split(s, ',') AS parts FROM t) AS l "
+        "CROSS JOIN UNNEST(l.parts) AS f (part)"
+    )
+    rendered = render(bind(sql, {}), "duckdb")
+    assert "(SELECT l.id, UNNEST(l.parts) AS part FROM (SELECT" in rendered
     assert unnest_table().execute(rendered).fetchall()
 
 
