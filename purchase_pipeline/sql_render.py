@@ -43,6 +43,21 @@ def load_sql(name: str) -> str:
     return resources.files("purchase_pipeline.sql").joinpath(f"{name}.sql").read_text("utf-8")
 
 
+def is_statement(node: exp.Expression | None) -> bool:
+    """Whether a parsed statement says something: not empty, not only a comment after a ';'
+    (which sqlglot parses as a statement of its own)."""
+    return node is not None and not isinstance(node, exp.Semicolon)
+
+
+def only_statement(tree: exp.Expression) -> exp.Expression:
+    """The one statement of `tree` when the text around it held only comments or ';'."""
+    if isinstance(tree, exp.Block):
+        statements = [e for e in tree.expressions if is_statement(e)]
+        if len(statements) == 1:
+            return statements[0]
+    return tree
+
+
 def _literal(value: ParamValue) -> exp.Expression:
     text = timestamp_literal(value) if isinstance(value, dt.datetime) else date_literal(value)
     return sqlglot.parse_one(text, read="athena")
@@ -60,7 +75,7 @@ def bind(
     validated identifier. `subqueries` maps a logical name to a query built by the caller
     (an engine's view of its inputs), which takes the table's place under its name.
     """
-    tree = sqlglot.parse_one(sql, read="athena")
+    tree = only_statement(sqlglot.parse_one(sql, read="athena"))
     used: set[str] = set()
 
     def replace(node: exp.Expression) -> exp.Expression:

@@ -163,6 +163,14 @@ def test_the_same_placeholder_may_appear_many_times() -> None:
     assert connect().execute(render(tree, "duckdb")).fetchall() == [(DAY, DAY)]
 
 
+def test_comments_after_the_last_semicolon_are_dropped_for_both_engines() -> None:
+    """Athena runs one statement per request: a trailing '; -- note' must not reach it."""
+    tree = bind("SELECT :d AS d; -- note\n/* more */", {"d": DAY})
+    assert isinstance(tree, exp.Select)
+    assert ";" not in render(tree, "athena")
+    assert connect().execute(render(tree, "duckdb")).fetchall() == [(DAY,)]
+
+
 def test_a_missing_parameter_raises() -> None:
     with pytest.raises(SqlRenderError, match=":window_end"):
         bind("SELECT 1 WHERE :window_start < :window_end", {"window_start": HOUR})

@@ -754,3 +754,15 @@ def test_sql_runs_exactly_the_select_typed(
     )
     assert rows == [{"s": text, "n": 1}]
     assert landed_files(hostile.lake.root) == before
+
+
+@pytest.mark.parametrize(
+    "trailer",
+    ["; -- the end", "; /* the end */", ";\n-- one\n-- two\n", ";;", " -- ; DROP TABLE purchases"],
+)
+def test_comments_after_the_last_semicolon_are_not_a_statement(
+    hostile: HostileLake, capsys: pytest.CaptureFixture[str], trailer: str
+) -> None:
+    """A query pasted from an editor often ends with '; -- comment': that is one query."""
+    rows = sql_json(capsys, f"SELECT count(*) AS n FROM purchases{trailer}")
+    assert rows == [{"n": len(HOSTILE) + 1}]

@@ -38,6 +38,7 @@ from purchase_pipeline.sql_render import (
     ParamValue,
     bind,
     duckdb_variables,
+    is_statement,
     render,
     template,
 )
@@ -205,7 +206,7 @@ _WRITES = (exp.Into, exp.DML, exp.DDL, exp.Drop, exp.Alter, exp.Command)
 def parse_query(sql: str, params: dict[str, ParamValue] | None = None) -> exp.Expression:
     """One read-only query (SELECT, WITH, UNION ...) in Athena SQL, its parameters bound."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read="athena") if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read="athena") if is_statement(s)]
         if len(statements) != 1 or not isinstance(statements[0], exp.Query):
             raise QueryEngineError("only one SELECT query can be run")
         write = statements[0].find(*_WRITES)
