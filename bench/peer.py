@@ -109,7 +109,7 @@ def purchases_frame(records: list[dict[str, Any]], day: dt.date) -> pd.DataFrame
     wanted = (day - dt.date(1970, 1, 1)).days
     keep = (
         (seconds >= MIN_SECONDS)
-        & (seconds <= arrival + 3_600)
+        & (seconds < arrival + 3_600)  # the hour's end itself is the next hour
         & ((purchase_day == arrival_day) | (purchase_day == arrival_day - 1))
         & (purchase_day == wanted)
     )
