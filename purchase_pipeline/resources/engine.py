@@ -51,6 +51,12 @@ log = logging.getLogger(__name__)
 MAX_LINE_BYTES = 128 * 1024 * 1024
 READ_BUFFER_BYTES = MAX_LINE_BYTES + 1024 * 1024
 
+# Rows a thread buffers for a PARTITION_BY write before it hands them to the partitions' files.
+# DuckDB's default (524,288) holds a whole day's landing hours until the end, then writes
+# them on fewer threads; 50,000 writes as the rows come: the 48 landing hours of a 1M-event
+# day build 0.5 s sooner (5.9 s against 6.4 s), in the same 48 files and row groups.
+PARTITIONED_WRITE_FLUSH_ROWS = 50_000
+
 # The year/month/day/hour folders of a landing key: the raw table's partition columns.
 _HOUR_FOLDERS = r"(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]*$"
 
@@ -263,6 +269,7 @@ class DuckDBEngine(QueryEngine):
         con.execute("SET TimeZone='UTC'")
         con.execute(f"SET memory_limit={_string(self.memory_limit)}")
         con.execute("SET preserve_insertion_order=false")
+        con.execute(f"SET partitioned_write_flush_threshold={PARTITIONED_WRITE_FLUSH_ROWS}")
         if self.threads:
             con.execute(f"SET threads={int(self.threads)}")
         for macro in DUCKDB_MACROS:
