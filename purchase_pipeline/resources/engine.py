@@ -240,8 +240,11 @@ def partition_location(table: str, partition_key: str, value: str, build_id: str
 
 
 def _string(value: str) -> str:
-    """A DuckDB string literal (quotes doubled by sqlglot), for file paths."""
-    return exp.Literal.string(value).sql(dialect="duckdb")
+    """A DuckDB string literal, for file paths: quotes doubled, every other character as it is
+    (DuckDB strings have no backslash escapes). The same text as sqlglot's literal, written
+    directly: a landing build quotes each of a day's objects three times (0.1 s through
+    sqlglot for 807 objects)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 class DuckDBEngine(QueryEngine):
