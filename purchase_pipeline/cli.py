@@ -227,8 +227,10 @@ def install_instance_config(home: str) -> None:
 
 def _run_range(
     instance: Any, job_name: str, start: str | None, end: str | None, progress: Progress
-) -> bool:
-    from dagster import DagsterRunStatus
+) -> tuple[bool, bool]:
+    """Run a job over a partition range: (whether the run succeeded, whether it also passed
+    every ERROR check). Failures are reported on stderr."""
+    from dagster import AssetCheckSeverity, DagsterRunStatus
 
     from purchase_pipeline.definitions import build_definitions
 
@@ -249,14 +251,27 @@ def _run_range(
         raise_on_error=False,
     )
     status = instance.get_run_by_id(result.run_id).status
-    ok = result.success and status == DagsterRunStatus.SUCCESS
-    progress.say(f"{job_name}{span}: {'done' if ok else 'failed'}")
-    _out(f"{job_name}{span}: {'SUCCESS' if ok else 'FAILURE'} (run {result.run_id})")
-    if not ok:
+    ran = result.success and status == DagsterRunStatus.SUCCESS
+    # A check that fails with ERROR leaves the run green in Dagster when it is not blocking,
+    # but the data it checked is wrong: that is a failure of this command too.
+    failed_checks = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if not e.passed and e.severity == AssetCheckSeverity.ERROR
+    ]
+    ok = ran and not failed_checks
+    progress.say(f"{job_name}{span}: {'done' if ran else 'failed'}")
+    checks_note = f", {len(failed_checks)} ERROR check(s) failed" if failed_checks else ""
+    _out(f"{job_name}{span}: {'SUCCESS' if ran else 'FAILURE'} (run {result.run_id}){checks_note}")
+    if not ran:
         for event in result.all_events:
             if event.is_step_failure:
                 _err(f"  {event.step_key}: {_root_cause(event.step_failure_data.error)}")
-    return ok
+    for check in failed_checks:
+        partition = f" [{check.partition}]" if check.partition else ""
+        about = " ".join((check.description or "failed").split())
+        _err(f"  check {check.asset_key.to_user_string()}:{check.check_name}{partition}: {about}")
+    return ran, ok
 
 
 def _root_cause(error: Any) -> str:
@@ -292,14 +307,15 @@ def cmd_materialize(args: argparse.Namespace) -> int:
         )
     progress = Progress(args.progress)
     progress.say(f"materialize: {len(in_range)} landing hours, the crawler, {len(days)} days")
-    landed = _run_range(instance, "landing_job", in_range[0], in_range[-1], progress)
-    # The crawler is a side branch: a failed crawl does not hold up the tables.
-    crawled = _run_range(instance, "crawl_job", None, None, progress)
+    landed, landing_ok = _run_range(instance, "landing_job", in_range[0], in_range[-1], progress)
+    # The crawler is a side branch: a failed crawl does not hold up the tables. Nor does a
+    # failed check that does not block: the tables build, and the command exits 1.
+    _, crawl_ok = _run_range(instance, "crawl_job", None, None, progress)
     if not landed:
         _err("daily_job: skipped, because the landing hours did not all build")
         return 1
-    built = _run_range(instance, "daily_job", days[0], days[-1], progress)
-    return 0 if crawled and built else 1
+    _, daily_ok = _run_range(instance, "daily_job", days[0], days[-1], progress)
+    return 0 if landing_ok and crawl_ok and daily_ok else 1
 
 
 # --- sql ------------------------------------------------------------------------------------

@@ -711,3 +711,28 @@ def test_every_option_of_every_command_explains_itself_with_an_example() -> None
             if action.dest == "help":
                 continue
             assert action.help and "e.g." in action.help, (name, action.dest, action.help)
+
+
+def test_materialize_fails_when_a_check_fails_with_error(
+    lake: Lake, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A non-blocking ERROR check leaves Dagster's run green; the command still exits 1 and
+    names the check, its partition and what it found."""
+    code, _, _ = run(capsys, "simulate", "--start", "2025-03-01", "--end", "2025-03-01",
+                     "--events-per-day", "50")  # fmt: skip
+    assert code == 0
+    # An object with content but no record: only blank lines (Firehose never writes one).
+    blank = (
+        "firehose/purchases/2025/03/01/05/"
+        "s-1-2025-03-01-05-00-00-00000000-0000-4000-8000-0000000000ff"
+    )
+    lake.put(blank, b" \n\n")
+    code, out, err = run(capsys, "materialize", "--start", "2025-03-01", "--end", "2025-03-01")
+    assert code == 1
+    assert "landing_job 2025-03-01-00:00 .. 2025-03-02-23:00: SUCCESS (run " in out
+    assert out.splitlines()[0].endswith(", 1 ERROR check(s) failed")
+    (line,) = [line for line in err.splitlines() if line.startswith("  check ")]
+    assert line.startswith("  check landing/purchases:objects_have_records [2025-03-01-05:00]: ")
+    # Not blocking: the day's tables still build.
+    assert "daily_job 2025-03-01 .. 2025-03-01: SUCCESS (run " in out
+    assert lake.query("SELECT count(*) AS n FROM kpi_daily_summary")[0]["n"] == 1
