@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAYS ?= 7
 EVENTS_PER_DAY ?= 20000
 
-.PHONY: install run dev test test-ui lint bench lock clean
+.PHONY: install run dev test test-ui screenshots lint bench lock clean
 
 install: $(VENV)/.installed
 
@@ -42,12 +42,15 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 # The browser tests (marker `ui`, left out of `make test`): dagster dev on a built day, driven
-# by headless Chromium; they write docs/screenshots/*.png. Installs Debian's chromium when it
-# is missing (as root, about a minute).
+# by headless Chromium. Installs Debian's chromium when it is missing (as root, about a
+# minute). `make screenshots` runs them and keeps their screenshots in docs/screenshots/.
 test-ui: install
 	command -v chromium >/dev/null || (export DEBIAN_FRONTEND=noninteractive; \
 		apt-get update -q && apt-get install -y -q chromium)
 	$(BIN)/python -m pytest -q -m ui purchase_pipeline_tests/ui
+
+screenshots:
+	PURCHASES_UPDATE_SCREENSHOTS=1 $(MAKE) test-ui
 
 # QUICK=1: every section at sizes that take about half an hour on 2 cores (bench/config.py).
 bench: install

@@ -3,8 +3,10 @@
 test_dagster_dev.py proves what the server answers; this proves the pages render it. On a lake
 with one day built through the CLI, headless Chromium (Debian's package) loads the global
 lineage page, which must show every asset of SPEC.md, and the page of a KPI asset, which must
-show its latest materialization, that day, and the run that made it. The screenshots of both
-pages are written to docs/screenshots/ (lineage.png, kpi_asset.png) for the README.
+show its latest materialization, that day, and the run that made it. Both pages are screenshot
+and checked; `make screenshots` (PURCHASES_UPDATE_SCREENSHOTS=1) writes them to
+docs/screenshots/ (lineage.png, kpi_asset.png) for the README, and a plain run writes them to a
+temporary folder, so running the tests leaves the checkout as it was.
 
 Marked `ui`: plain `pytest` (`make test`) leaves it out; `make test-ui` installs chromium and
 runs it. The Dagster UI is a single-page app: Chromium's virtual time budget lets it fetch and
@@ -40,6 +42,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 DAY = "2025-03-01"
 KPI = "kpi/daily_summary"
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+UPDATE_SCREENSHOTS = "PURCHASES_UPDATE_SCREENSHOTS"
 WINDOW = (1400, 900)
 BUDGETS_MS = (15_000, 30_000, 60_000)  # virtual time for the app to load, tried in turn
 
@@ -142,6 +145,14 @@ def assert_screenshot(path: Path) -> None:
     assert colors is None or len(colors) > 50, f"{path} is nearly blank: {len(colors)} colors"
 
 
+@pytest.fixture
+def screenshots(tmp_path: Path) -> Path:
+    """Where this test's screenshots go: the README's folder only when asked to update it."""
+    folder = SCREENSHOTS if os.environ.get(UPDATE_SCREENSHOTS) == "1" else tmp_path / "shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
     """dagster dev on one simulated day that the CLI built, as after `make run`."""
@@ -163,7 +174,9 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
             running.stop()
 
 
-def test_the_lineage_page_shows_every_asset_of_the_spec(dev: DagsterDev, tmp_path: Path) -> None:
+def test_the_lineage_page_shows_every_asset_of_the_spec(
+    dev: DagsterDev, tmp_path: Path, screenshots: Path
+) -> None:
     # The page draws each group collapsed; its `expanded` parameter opens them all.
     groups = sorted(
         {n["groupName"] for n in dev.graphql("{ assetNodes { groupName } }")["assetNodes"]}
@@ -177,13 +190,12 @@ def test_the_lineage_page_shows_every_asset_of_the_spec(dev: DagsterDev, tmp_pat
         shown = Counter(texts)
         return sorted(name for name, count in wanted.items() if shown[name] < count)
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    load_until(dev, url, tmp_path, missing, screenshot=SCREENSHOTS / "lineage.png")
-    assert_screenshot(SCREENSHOTS / "lineage.png")
+    load_until(dev, url, tmp_path, missing, screenshot=screenshots / "lineage.png")
+    assert_screenshot(screenshots / "lineage.png")
 
 
 def test_a_kpi_asset_page_shows_its_latest_materialization_and_run(
-    dev: DagsterDev, tmp_path: Path
+    dev: DagsterDev, tmp_path: Path, screenshots: Path
 ) -> None:
     node = dev.graphql(
         """query($days: [String!]) { assetNodes(assetKeys: [{path: ["kpi", "daily_summary"]}]) {
@@ -205,15 +217,14 @@ def test_a_kpi_asset_page_shows_its_latest_materialization_and_run(
         }
         return [what for what, shown in wanted.items() if not shown]
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     load_until(
         dev,
         f"{dev.url}/assets/{KPI}",
         tmp_path,
         missing_overview,
-        screenshot=SCREENSHOTS / "kpi_asset.png",
+        screenshot=screenshots / "kpi_asset.png",
     )
-    assert_screenshot(SCREENSHOTS / "kpi_asset.png")
+    assert_screenshot(screenshots / "kpi_asset.png")
 
     # Events: the materialization of the day, naming the run (by its short id) that made it.
     sentence = f"Partition {DAY} materialized in run {run[:8]}"
