@@ -147,10 +147,12 @@ DUCKDB_MACROS = (
             END
         )[1]""",
     # A strict object with no repeated top-level key: what Athena can cast to a MAP. The
-    # conditions run cheapest first (a CASE condition stops at the first false one).
+    # conditions run cheapest first (a CASE condition stops at the first false one). Valid
+    # JSON that starts with '{' is an object, so only other text is parsed again for its type.
     r"""CREATE OR REPLACE TEMP MACRO is_json_map(x) AS
         CASE
-            WHEN json_valid(x) AND json_type(x) = 'OBJECT' AND NOT lenient_json(x)
+            WHEN json_valid(x) AND (starts_with(x, '{') OR json_type(x) = 'OBJECT')
+                AND NOT lenient_json(x)
                 AND keys_unique(json_keys(x))
                 THEN TRUE
             ELSE FALSE
