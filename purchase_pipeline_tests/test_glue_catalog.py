@@ -6,9 +6,10 @@ import uuid
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from purchase_pipeline.resources.catalog import CatalogError, Column, Partition, Table
-from purchase_pipeline.resources.glue_catalog import GlueCatalog
+from purchase_pipeline.resources.glue_catalog import GlueCatalog, glue_partitions
 from purchase_pipeline_tests.conftest import Moto
 
 
@@ -71,3 +72,26 @@ def test_errors_name_the_table_and_carry_the_service_message(catalog: GlueCatalo
         missing_db.list_tables()
     with pytest.raises(ValueError, match="invalid identifier"):
         catalog.get_table("purchases; DROP TABLE x")
+
+
+@pytest.mark.parametrize("columns", [True, False])
+def test_every_page_of_partitions_is_read(columns: bool) -> None:
+    """GetPartitions returns at most 1,000 partitions a call, and a table of hours has tens of
+    thousands. moto answers in one page whatever is asked, so botocore's Stubber plays Glue's
+    two pages here, and checks what each request asked for."""
+    client = boto3.client(
+        "glue", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    asked = {"DatabaseName": "db", "TableName": "t"}
+    if not columns:
+        asked["ExcludeColumnSchema"] = True
+    pages = [
+        ({"Partitions": [{"Values": ["1"]}, {"Values": ["2"]}], "NextToken": "page-2"}, asked),
+        ({"Partitions": [{"Values": ["3"]}]}, {**asked, "NextToken": "page-2"}),
+    ]
+    with Stubber(client) as stub:
+        for response, params in pages:
+            stub.add_response("get_partitions", response, params)
+        found = glue_partitions(client, "db", "t", columns=columns)
+        stub.assert_no_pending_responses()
+    assert [p["Values"] for p in found] == [["1"], ["2"], ["3"]]

@@ -70,6 +70,18 @@ _TABLE_INPUT_FIELDS = (
 _BATCH_CREATE_PARTITIONS = 100  # BatchCreatePartition's limit per call
 
 
+def glue_partitions(
+    client: Any, database: str, table: str, columns: bool = True
+) -> list[dict[str, Any]]:
+    """Every partition of a Glue table, as GetPartitions describes it, page after page (a page
+    holds at most 1,000). `columns=False` leaves out each partition's column schema, which a
+    caller after the values alone does not need."""
+    paginator = client.get_paginator("get_partitions")
+    extra = {} if columns else {"ExcludeColumnSchema": True}
+    pages = paginator.paginate(DatabaseName=database, TableName=table, **extra)
+    return [p for page in pages for p in page.get("Partitions", [])]
+
+
 class GlueCatalog(Catalog, AwsConnection):
     """A Glue database. Credentials come from the default AWS chain only."""
 
@@ -210,17 +222,11 @@ class GlueCatalog(Catalog, AwsConnection):
         return self._partition(response["Partition"])
 
     def list_partitions(self, table: str) -> list[Partition]:
-        partitions: list[Partition] = []
         try:
-            paginator = self.client().get_paginator("get_partitions")
-            pages = paginator.paginate(
-                DatabaseName=self.database_name, TableName=validate_identifier(table)
-            )
-            for page in pages:
-                partitions += [self._partition(p) for p in page.get("Partitions", [])]
+            found = glue_partitions(self.client(), self.database_name, validate_identifier(table))
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("GetPartitions", table, exc) from exc
-        return sorted(partitions, key=lambda p: p.value)
+        return sorted((self._partition(p) for p in found), key=lambda p: p.value)
 
     def swap_partition(self, table: str, partition: Partition) -> Partition | None:
         existing = self.get_table(table)
@@ -279,19 +285,13 @@ class GlueCatalog(Catalog, AwsConnection):
 
     def list_partition_values(self, table: str) -> set[tuple[str, ...]]:
         """The values of every partition, for a table partitioned by several keys."""
-        values: set[tuple[str, ...]] = set()
         try:
-            paginator = self.client().get_paginator("get_partitions")
-            pages = paginator.paginate(
-                DatabaseName=self.database_name,
-                TableName=validate_identifier(table),
-                ExcludeColumnSchema=True,
+            found = glue_partitions(
+                self.client(), self.database_name, validate_identifier(table), columns=False
             )
-            for page in pages:
-                values |= {tuple(p["Values"]) for p in page.get("Partitions", [])}
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("GetPartitions", table, exc) from exc
-        return values
+        return {tuple(p["Values"]) for p in found}
 
     def add_partitions(
         self, table: str, locations: Mapping[tuple[str, ...], str]

@@ -36,7 +36,7 @@ from purchase_pipeline.resources.crawler import (
     common_type,
     merge_columns,
 )
-from purchase_pipeline.resources.glue_catalog import GlueCatalog
+from purchase_pipeline.resources.glue_catalog import GlueCatalog, glue_partitions
 from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.settings import crawl_database_name, env, validate_stream
 from purchase_pipeline.settings import crawler_name as default_crawler_name
@@ -238,14 +238,10 @@ class GlueCrawler(Crawler, AwsConnection):
         return None, others
 
     def _crawled_partitions(self, crawl_database: str, table: str) -> list[dict[str, Any]]:
-        partitions: list[dict[str, Any]] = []
         try:
-            paginator = self.client().get_paginator("get_partitions")
-            for page in paginator.paginate(DatabaseName=crawl_database, TableName=table):
-                partitions += page.get("Partitions", [])
+            return glue_partitions(self.client(), crawl_database, table)
         except (ClientError, BotoCoreError) as exc:
             raise CrawlerError(
                 f"Glue crawler {self.name}: GetPartitions of {crawl_database}.{table} failed: "
                 f"{describe_aws_error(exc)}"
             ) from exc
-        return partitions
