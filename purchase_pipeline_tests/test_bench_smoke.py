@@ -18,6 +18,7 @@ EXPECTED = {
         "pipeline_events_per_s_",
         "floor_events_per_s_",
         "pipeline_vs_floor_",
+        "exact_rules_bound_vs_floor_",
         "peer_vs_pipeline_",
     ],
     "incremental": ["history_vs_alone", "day_alone_seconds"],
