@@ -327,3 +327,149 @@ def test_only_a_data_error_naming_a_landing_object_of_the_bucket_leaves_it_out(
             {}, {"landing_lines": LandingSource(["unused"], hours=["2025-03-02-10"])},
         )  # fmt: skip
     assert len(calls) == 1  # failed at once, nothing left out
+
+
+HOURS = ["2025-03-02-10", "2025-03-02-11", "2025-03-02-12"]
+
+
+def _ctas_location(aws: Aws, sql: str) -> str:
+    """The object key prefix a CTAS writes to."""
+    return sql.split("external_location = '")[1].split("'")[0].removeprefix(f"s3://{aws.bucket}/")
+
+
+def _stage_hours(aws: Aws) -> object:
+    return aws.engine.write_partitions(
+        aws.store, aws.catalog, "landing_records", "hour",
+        "date_format(arrival_hour, '%Y-%m-%d-%H')", HOURS, "landing_records", {},
+        {"landing_lines": LandingSource(["unused by Athena"], hours=HOURS)},
+    )  # fmt: skip
+
+
+def _files_under(aws: Aws, prefix: str) -> list[str]:
+    return [o.key for o in aws.store.list_objects(prefix)]
+
+
+def test_a_ctas_that_fails_leaves_no_files_behind(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Athena may have written some files of a CTAS that then fails; they are deleted, and
+    Athena's error is what the caller sees."""
+
+    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+        if sql.startswith("CREATE TABLE"):
+            aws.store.put_object(_ctas_location(aws, sql) + "dt=2025-03-02/part-0.parquet", b"x")
+            raise QueryEngineError(f"Athena query q-7 ({what}) failed: HIVE_WRITER_CLOSE_ERROR")
+        raise AssertionError(f"no other query runs after a failed CTAS: {sql}")
+
+    monkeypatch.setattr(AthenaEngine, "_run", run)
+    with pytest.raises(QueryEngineError, match=r"q-7.*HIVE_WRITER_CLOSE_ERROR"):
+        aws.build_summary()
+    assert _files_under(aws, "tables/kpi_daily_summary/") == []
+    assert aws.catalog.get_partition("kpi_daily_summary", "2025-03-02") is None
+
+
+def test_a_build_that_fails_after_its_ctas_drops_the_staging_table_and_deletes_its_files(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_run = AthenaEngine._run
+    written: list[str] = []
+
+    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+        if sql.startswith("SELECT dt, count(*)"):
+            raise QueryEngineError(f"Athena query q-8 ({what}) failed: INTERNAL_ERROR")
+        done = real_run(self, cursor, sql, what)
+        if sql.startswith("CREATE TABLE"):
+            written.append(_ctas_location(aws, sql) + "dt=2025-03-02/part-0.parquet")
+            aws.store.put_object(written[-1], b"x")
+        return done
+
+    monkeypatch.setattr(AthenaEngine, "_run", run)
+    with pytest.raises(QueryEngineError, match=r"q-8.*counting kpi_daily_summary"):
+        aws.build_summary()
+    sent = aws.new_queries()
+    staging = sent[0].split("CREATE TABLE ")[1].split(" ")[0]
+    assert "__build_" in staging
+    assert sent[-1] == f"DROP TABLE IF EXISTS {staging}"
+    assert written and _files_under(aws, "tables/kpi_daily_summary/") == []
+    assert aws.catalog.get_partition("kpi_daily_summary", "2025-03-02") is None
+
+
+def test_a_failed_swap_keeps_every_partition_the_catalog_points_at(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Of three hours built by one CTAS: the first is swapped in; the second is swapped in the
+    catalog, and then deleting the files it replaced fails, which ends the build; the third is
+    never swapped in. The first two are the table's data now and keep their files; only the
+    third's are deleted."""
+    import purchase_pipeline.resources.athena_engine as athena_engine
+
+    real_run, real_swap_in = AthenaEngine._run, athena_engine.swap_in
+
+    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+        done = real_run(self, cursor, sql, what)
+        if sql.startswith("CREATE TABLE"):
+            for hour in HOURS:
+                aws.store.put_object(f"{_ctas_location(aws, sql)}hour={hour}/part-0", b"x")
+        return done
+
+    def swap_in(store: object, catalog: GlueCatalog, table: str, partition: Partition) -> object:
+        if partition.value == HOURS[0]:
+            return real_swap_in(store, catalog, table, partition)
+        catalog.swap_partition(table, partition)
+        raise RuntimeError(f"S3 DeleteObjects failed for {partition.value}")
+
+    monkeypatch.setattr(AthenaEngine, "_run", run)
+    monkeypatch.setattr(athena_engine, "swap_in", swap_in)
+    with pytest.raises(RuntimeError, match=f"S3 DeleteObjects failed for {HOURS[1]}"):
+        _stage_hours(aws)
+    kept = {hour: aws.catalog.get_partition("landing_records", hour) for hour in HOURS}
+    assert kept[HOURS[2]] is None
+    for hour in HOURS[:2]:
+        location = kept[hour].location
+        assert location.endswith(f"/hour={hour}/")
+        assert _files_under(aws, location) == [location + "part-0"]
+    build = kept[HOURS[0]].location.removesuffix(f"hour={HOURS[0]}/")
+    assert _files_under(aws, f"{build}hour={HOURS[2]}/") == []
+
+
+class _Killed(BaseException):
+    """Stands for the process being killed mid-build: no `except Exception` sees it."""
+
+
+def test_the_next_build_cleans_up_after_a_build_killed_mid_way(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build killed after its CTAS leaves its staging table, its files and its marker. A
+    later build of the table leaves them while the marker is younger than
+    `stale_build_seconds` (the build may still be running), then drops and deletes them."""
+    real_run = AthenaEngine._run
+    crashed: list[str] = []
+
+    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+        done = real_run(self, cursor, sql, what)
+        if sql.startswith("CREATE TABLE") and not crashed:
+            crashed.append(_ctas_location(aws, sql))
+            aws.store.put_object(crashed[0] + "dt=2025-03-02/part-0.parquet", b"x")
+            raise _Killed
+        return done
+
+    monkeypatch.setattr(AthenaEngine, "_run", run)
+    with pytest.raises(_Killed):
+        aws.build_summary()
+    staging = aws.new_queries()[0].split("CREATE TABLE ")[1].split(" ")[0]
+    assert len(_files_under(aws, "tables/kpi_daily_summary/_pending/")) == 1
+
+    young = aws.build_summary()
+    assert _files_under(aws, crashed[0]) == [crashed[0] + "dt=2025-03-02/part-0.parquet"]
+    assert f"DROP TABLE IF EXISTS {staging}" not in aws.new_queries()
+
+    aws.engine = AthenaEngine(
+        database=aws.database, bucket=aws.bucket, endpoint_url=aws.endpoint,
+        poll_interval_seconds=0.01, stale_build_seconds=0,
+    )  # fmt: skip
+    latest = aws.build_summary()
+    assert f"DROP TABLE IF EXISTS {staging}" in aws.new_queries()
+    assert _files_under(aws, crashed[0]) == []
+    assert _files_under(aws, "tables/kpi_daily_summary/_pending/") == []
+    partition = aws.catalog.get_partition("kpi_daily_summary", "2025-03-02")
+    assert partition is not None and partition.location == latest.location != young.location

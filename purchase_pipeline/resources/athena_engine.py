@@ -9,6 +9,7 @@ id and the partition.
 """
 
 import datetime as dt
+import json
 import logging
 import re
 import time
@@ -99,6 +100,15 @@ class AthenaEngine(QueryEngine, AwsConnection):
     throttle_attempts: int = Field(
         default=8,
         description="Attempts on ThrottlingException/TooManyRequestsException, with backoff.",
+    )
+    stale_build_seconds: float = Field(
+        default=3600.0,
+        description=(
+            "A build whose marker (tables/<table>/_pending/<build id>/) is this old was "
+            "killed before it finished: the next build of the table drops its staging table "
+            "and deletes its files that the catalog does not point at. Longer than any build "
+            "of one CTAS takes (Athena stops a query after 30 minutes by default)."
+        ),
     )
 
     @property
@@ -288,6 +298,7 @@ class AthenaEngine(QueryEngine, AwsConnection):
         columns = DuckDBEngine().output_columns(store, catalog, sql_name, params, sources)
         self._ensure_table(catalog, table, partition_key, columns)
         data_columns = [c.name for c in columns if c.name != partition_key]
+        self._sweep_crashed_builds(store, catalog, table)
         unreadable: dict[str, str] = {}
         while True:
             tables, subqueries = self._inputs(catalog, sources, unreadable)
@@ -346,53 +357,145 @@ class AthenaEngine(QueryEngine, AwsConnection):
             f"SELECT {', '.join(data_columns)}, CAST({expression} AS VARCHAR) AS {partition_key}\n"
             f"FROM (\n{select}\n) AS build"
         )
+        # Until the build is swapped in or cleaned up, a marker says what it may leave behind,
+        # for the next build of the table to clean up if this process is killed.
+        marker = f"tables/{table}/_pending/{build_id}/"
+        store.put_object(
+            marker + "build.json",
+            json.dumps(
+                {"staging": staging, "location": location, "partition_key": partition_key,
+                 "values": values}
+            ).encode(),
+        )  # fmt: skip
         cursor = self._cursor()
         started = time.monotonic()
-        run = self._run(cursor, ctas, f"building {what}")
-        counts = self._run(
-            cursor,
-            f"SELECT {partition_key}, count(*) FROM {self.database_name}.{staging} GROUP BY 1",
-            f"counting {what}",
-        )
-        rows_by_value = {str(v): int(n) for v, n in cursor.fetchall()}
-        self._run(cursor, f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
-        engine_ms = int((time.monotonic() - started) * 1000)
-        results: dict[str, BuildResult] = {}
-        for value in values:
-            folder = f"{location}{partition_key}={value}/"
-            rows = rows_by_value.get(value, 0)
-            replaced, superseded = swap_in(
-                store,
-                catalog,
-                table,
-                Partition(
-                    value=value,
+        # What a build that fails leaves must not outlive it: the staging table once the CTAS
+        # created it, and the files of every partition the catalog does not point at (a CTAS
+        # that fails may have written some). A swapped-in partition is the table's data.
+        created, swapping = False, False
+        try:
+            run = self._run(cursor, ctas, f"building {what}")
+            created = True
+            counts = self._run(
+                cursor,
+                f"SELECT {partition_key}, count(*) FROM {self.database_name}.{staging} GROUP BY 1",
+                f"counting {what}",
+            )
+            rows_by_value = {str(v): int(n) for v, n in cursor.fetchall()}
+            self._run(cursor, f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
+            created = False
+            engine_ms = int((time.monotonic() - started) * 1000)
+            results: dict[str, BuildResult] = {}
+            swapping = True
+            for value in values:
+                folder = f"{location}{partition_key}={value}/"
+                rows = rows_by_value.get(value, 0)
+                replaced, superseded = swap_in(
+                    store,
+                    catalog,
+                    table,
+                    Partition(
+                        value=value,
+                        location=folder,
+                        stats={
+                            **stats.get(value, {}),
+                            "rows": rows,
+                            "query_id": run["query_id"],
+                            "build_id": build_id,
+                        },
+                    ),
+                )
+                state = {"state": "SUPERSEDED", "superseded": superseded} if superseded else {}
+                results[value] = BuildResult(
+                    table=table,
+                    partition=value,
                     location=folder,
-                    stats={
-                        **stats.get(value, {}),
-                        "rows": rows,
-                        "query_id": run["query_id"],
-                        "build_id": build_id,
+                    rows=rows,
+                    files=[],
+                    bytes_written=0,
+                    query_id=run["query_id"],
+                    engine_ms=engine_ms,
+                    sql=ctas,
+                    replaced_location=replaced,
+                    bytes_scanned=run["bytes_scanned"] + counts["bytes_scanned"],
+                    extra={
+                        "state": run["state"],
+                        "cost_usd": run["cost_usd"] + counts["cost_usd"],
+                        **state,
                     },
-                ),
-            )
-            state = {"state": "SUPERSEDED", "superseded": superseded} if superseded else {}
-            results[value] = BuildResult(
-                table=table,
-                partition=value,
-                location=folder,
-                rows=rows,
-                files=[],
-                bytes_written=0,
-                query_id=run["query_id"],
-                engine_ms=engine_ms,
-                sql=ctas,
-                replaced_location=replaced,
-                bytes_scanned=run["bytes_scanned"] + counts["bytes_scanned"],
-                extra={
-                    "state": run["state"],
-                    "cost_usd": run["cost_usd"] + counts["cost_usd"],
-                    **state,
-                },
-            )
+                )
+        except Exception:
+            if self._discard_build(
+                store, catalog if swapping else None, cursor, staging if created else None,
+                location, table, partition_key, values, what,
+            ):  # fmt: skip
+                store.delete_prefix(marker)
+            raise
+        store.delete_prefix(marker)
         return results
+
+    def _sweep_crashed_builds(self, store: ObjectStore, catalog: Catalog, table: str) -> list[str]:
+        """Clean up after builds of `table` whose process was killed (their markers are older
+        than `stale_build_seconds`); return their locations. One listing, empty unless a
+        build crashed."""
+        cutoff = time.time() - self.stale_build_seconds
+        swept: list[str] = []
+        cursor = None
+        for info in store.list_objects(f"tables/{table}/_pending/"):
+            if info.modified >= cutoff:
+                continue
+            try:
+                build = json.loads(store.get_object(info.key))
+                staging, location = build["staging"], build["location"]
+                partition_key, values = build["partition_key"], build["values"]
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("build marker %s is not readable, left as is: %s", info.key, exc)
+                continue
+            cursor = cursor or self._cursor()
+            what = f"{table}, a build killed before it finished ({info.key})"
+            if self._discard_build(
+                store, catalog, cursor, staging, location, table, partition_key, values, what
+            ):
+                store.delete_prefix(info.key.rsplit("/", 1)[0] + "/")
+                swept.append(location)
+        if swept:
+            log.warning("cleaned up %d crashed builds of %s: %s", len(swept), table, swept)
+        return swept
+
+    def _discard_build(
+        self,
+        store: ObjectStore,
+        catalog: Catalog | None,
+        cursor: Any,
+        staging: str | None,
+        location: str,
+        table: str,
+        partition_key: str,
+        values: list[str],
+        what: str,
+    ) -> bool:
+        """Drop a failed build's staging table and delete its files, except the partitions
+        the catalog points at (given `catalog`, once swapping may have begun). Whether it all
+        went; a failure is only logged: the error that failed the build is what the caller
+        sees, and the build's marker stays for a later build to try again."""
+        try:
+            if staging is not None:
+                self._run(cursor, f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
+            folders = {v: f"{location}{partition_key}={v}/" for v in values}
+            live: set[str] = set()
+            if catalog is not None:
+                current = {v: catalog.get_partition(table, v) for v in values}
+                live = {v for v, p in current.items() if p and p.location == folders[v]}
+            if not live:
+                store.delete_prefix(location)
+            else:
+                for value, folder in folders.items():
+                    if value not in live:
+                        store.delete_prefix(folder)
+        except Exception as exc:
+            log.warning(
+                "could not clean up the failed build of %s (%s, staging table %s): %s",
+                what, store.uri(location), staging, exc,
+            )  # fmt: skip
+            return False
+        return True
