@@ -68,17 +68,20 @@ CROSS JOIN UNNEST(split(replace(line, '}{', '}' || chr(10) || '{'), chr(10))) AS
 def exact_rules_parts(lake: Lake, day: dt.date) -> dict[str, float]:
     """Seconds of three parts of a day's build that the data rules require, each alone: every
     line of the day's objects read as text; the same, cut at '}{' with every piece checked
-    for a strict JSON object; the landing rows (staged by run_day) copied to one Parquet file.
+    for a strict JSON object; the landing rows (staged by run_day) written to one Parquet file.
 
     With the warehouse and KPI steps they bound the build from below: a build that keeps
     every rule, in SQL, cannot be faster than their sum, before it reads a field, classifies
-    a record or writes an hour partition.
+    a record or writes an hour partition. Only DuckDB's time counts: the views are made (and
+    the objects' gzip streams checked, which the rules also need) and the landing rows read
+    into memory before the clock starts.
     """
     from purchase_pipeline.defs.landing import LANDING_RECORDS
     from purchase_pipeline.defs.partitions import hour_of
     from purchase_pipeline.layout import hour_prefix
-    from purchase_pipeline.resources.engine import LandingSource
+    from purchase_pipeline.resources.engine import LandingSource, parse_query
     from purchase_pipeline.settings import env
+    from purchase_pipeline.sql_render import render
 
     r = lake.resources()
     store, catalog, engine = r["object_store"], r["catalog"], r["engine"]
@@ -89,20 +92,25 @@ def exact_rules_parts(lake: Lake, day: dt.date) -> dict[str, float]:
         for o in store.list_objects(hour_prefix(raw, hour_of(hour)))
         if o.size > 0
     ]
-    sources = {"landing_lines": LandingSource(keys)}
     times: dict[str, float] = {}
     for name, sql in (("read_lines", READ_LINES_SQL), ("strict_pieces", STRICT_PIECES_SQL)):
+        con = engine._connect()
+        # As the landing build first reads them: UTF-8 is left to DuckDB's reader.
+        engine._create_views(
+            con, store, catalog, {"landing_lines": LandingSource(keys)}, utf8=False
+        )
         started = time.perf_counter()
-        engine.query(store, catalog, sql, sources=sources)
+        con.execute(render(parse_query(sql), "duckdb")).fetchall()
         times[name] = time.perf_counter() - started
+        con.close()
     files = [store.uri(f) for p in catalog.list_partitions(LANDING_RECORDS) for f in p.files]
     with tempfile.TemporaryDirectory() as folder:
         con = duckdb.connect()
+        con.execute("CREATE TABLE landing AS SELECT * FROM read_parquet(?)", [files])
         started = time.perf_counter()
         con.execute(
-            "COPY (SELECT * FROM read_parquet(?)) TO "
-            f"'{Path(folder) / 'landing.parquet'}' (FORMAT parquet, COMPRESSION zstd)",
-            [files],
+            f"COPY landing TO '{Path(folder) / 'landing.parquet'}' "
+            "(FORMAT parquet, COMPRESSION zstd)"
         )
         times["one_file"] = time.perf_counter() - started
         con.close()
@@ -213,7 +221,8 @@ def measure(config: Config) -> Section:
             bound_vs_floor,
             fmt_ratio(bound_vs_floor),
             reason=(
-                "parts any build that keeps every rule in SQL runs, each timed alone: every "
+                "parts any build that keeps every rule in SQL runs, each timed alone, DuckDB's "
+                "time only: every "
                 "line read and cut into pieces, each piece checked for a strict JSON object "
                 f"({fmt_seconds(bound_parts['strict_pieces'])} s; reading the lines alone "
                 f"{fmt_seconds(bound_parts['read_lines'])} s), the landing rows written to one "
@@ -236,7 +245,7 @@ def measure(config: Config) -> Section:
                 "",
             ),
             (
-                "&nbsp;&nbsp;the landing rows copied to one Parquet file",
+                "&nbsp;&nbsp;the landing rows written to one Parquet file",
                 bound_parts["one_file"],
                 "",
             ),
