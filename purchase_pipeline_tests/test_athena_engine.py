@@ -473,3 +473,32 @@ def test_the_next_build_cleans_up_after_a_build_killed_mid_way(
     assert _files_under(aws, "tables/kpi_daily_summary/_pending/") == []
     partition = aws.catalog.get_partition("kpi_daily_summary", "2025-03-02")
     assert partition is not None and partition.location == latest.location != young.location
+
+
+@pytest.mark.parametrize("marker", ["garbled", "gone"])
+def test_a_marker_that_cannot_be_read_does_not_fail_the_build(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, marker: str
+) -> None:
+    """A garbled marker is left for a person to look at; one that is gone by the time it is
+    read (a concurrent build of the table cleaned up first) is skipped. The build goes on."""
+    from purchase_pipeline.resources.object_store import ObjectStoreError
+
+    key = "tables/kpi_daily_summary/_pending/20250302T000000000000-deadbeef/build.json"
+    aws.store.put_object(key, b"{not json")
+    if marker == "gone":
+        real_get = S3ObjectStore.get_object
+
+        def get_object(self: S3ObjectStore, wanted: str) -> bytes:
+            if wanted == key:
+                raise ObjectStoreError(f"s3 get of {wanted} failed: NoSuchKey")
+            return real_get(self, wanted)
+
+        monkeypatch.setattr(S3ObjectStore, "get_object", get_object)
+    aws.engine = AthenaEngine(
+        database=aws.database, bucket=aws.bucket, endpoint_url=aws.endpoint,
+        poll_interval_seconds=0.01, stale_build_seconds=0,
+    )  # fmt: skip
+    result = aws.build_summary()
+    partition = aws.catalog.get_partition("kpi_daily_summary", "2025-03-02")
+    assert partition is not None and partition.location == result.location
+    assert _files_under(aws, "tables/kpi_daily_summary/_pending/") == [key]

@@ -49,7 +49,7 @@ from purchase_pipeline.resources.engine import (
     parse_query,
     swap_in,
 )
-from purchase_pipeline.resources.object_store import ObjectStore
+from purchase_pipeline.resources.object_store import ObjectStore, ObjectStoreError
 from purchase_pipeline.settings import athena_results_location, env, validate_bucket
 from purchase_pipeline.sql_render import ParamValue, bind, render, render_file
 
@@ -448,6 +448,10 @@ class AthenaEngine(QueryEngine, AwsConnection):
                 build = json.loads(store.get_object(info.key))
                 staging, location = build["staging"], build["location"]
                 partition_key, values = build["partition_key"], build["values"]
+            except ObjectStoreError as exc:
+                # Gone already, most likely: a concurrent build of the table cleaned up first.
+                log.info("build marker %s could not be read, skipped: %s", info.key, exc)
+                continue
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("build marker %s is not readable, left as is: %s", info.key, exc)
                 continue
