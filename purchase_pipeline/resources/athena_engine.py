@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlglot
@@ -70,6 +71,32 @@ def _athena_string(value: str) -> str:
 USD_PER_TB_SCANNED = 5.0
 # Partition keys and the type the catalog gives them.
 PARTITION_TYPES = {"dt": "date", "hour": "varchar"}
+
+
+@dataclass(frozen=True)
+class PendingBuild:
+    """What a build may leave behind until it is swapped in or cleaned up: its staging Glue
+    table and its CTAS folder, one `<partition_key>=<value>/` folder per value. Kept as a
+    marker, `tables/<table>/_pending/<build_id>/build.json`, while the build runs."""
+
+    table: str
+    build_id: str
+    staging: str
+    location: str
+    partition_key: str
+    values: list[str]
+
+    @property
+    def marker(self) -> str:
+        return pending_folder(self.table) + f"{self.build_id}/"
+
+    def folder(self, value: str) -> str:
+        return f"{self.location}{self.partition_key}={value}/"
+
+
+def pending_folder(table: str) -> str:
+    """Where the markers of a table's running builds are."""
+    return f"tables/{table}/_pending/"
 
 
 class AthenaEngine(QueryEngine, AwsConnection):
@@ -357,22 +384,15 @@ class AthenaEngine(QueryEngine, AwsConnection):
             f"SELECT {', '.join(data_columns)}, CAST({expression} AS VARCHAR) AS {partition_key}\n"
             f"FROM (\n{select}\n) AS build"
         )
-        # Until the build is swapped in or cleaned up, a marker says what it may leave behind,
-        # for the next build of the table to clean up if this process is killed.
-        marker = f"tables/{table}/_pending/{build_id}/"
-        store.put_object(
-            marker + "build.json",
-            json.dumps(
-                {"staging": staging, "location": location, "partition_key": partition_key,
-                 "values": values}
-            ).encode(),
-        )  # fmt: skip
+        # The marker lets the next build of the table clean up if this process is killed.
+        pending = PendingBuild(table, build_id, staging, location, partition_key, values)
+        store.put_object(pending.marker + "build.json", json.dumps(asdict(pending)).encode())
         cursor = self._cursor()
         started = time.monotonic()
         # What a build that fails leaves must not outlive it: the staging table once the CTAS
         # created it, and the files of every partition the catalog does not point at (a CTAS
         # that fails may have written some). A swapped-in partition is the table's data.
-        created, swapping = False, False
+        created = False
         try:
             run = self._run(cursor, ctas, f"building {what}")
             created = True
@@ -386,9 +406,8 @@ class AthenaEngine(QueryEngine, AwsConnection):
             created = False
             engine_ms = int((time.monotonic() - started) * 1000)
             results: dict[str, BuildResult] = {}
-            swapping = True
             for value in values:
-                folder = f"{location}{partition_key}={value}/"
+                folder = pending.folder(value)
                 rows = rows_by_value.get(value, 0)
                 replaced, superseded = swap_in(
                     store,
@@ -425,13 +444,10 @@ class AthenaEngine(QueryEngine, AwsConnection):
                     },
                 )
         except Exception:
-            if self._discard_build(
-                store, catalog if swapping else None, cursor, staging if created else None,
-                location, table, partition_key, values, what,
-            ):  # fmt: skip
-                store.delete_prefix(marker)
+            if self._discard_build(store, catalog, cursor, pending, created, what):
+                store.delete_prefix(pending.marker)
             raise
-        store.delete_prefix(marker)
+        store.delete_prefix(pending.marker)
         return results
 
     def _sweep_crashed_builds(self, store: ObjectStore, catalog: Catalog, table: str) -> list[str]:
@@ -441,27 +457,23 @@ class AthenaEngine(QueryEngine, AwsConnection):
         cutoff = time.time() - self.stale_build_seconds
         swept: list[str] = []
         cursor = None
-        for info in store.list_objects(f"tables/{table}/_pending/"):
+        for info in store.list_objects(pending_folder(table)):
             if info.modified >= cutoff:
                 continue
             try:
-                build = json.loads(store.get_object(info.key))
-                staging, location = build["staging"], build["location"]
-                partition_key, values = build["partition_key"], build["values"]
+                pending = PendingBuild(**json.loads(store.get_object(info.key)))
             except ObjectStoreError as exc:
                 # Gone already, most likely: a concurrent build of the table cleaned up first.
                 log.info("build marker %s could not be read, skipped: %s", info.key, exc)
                 continue
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, TypeError) as exc:
                 log.warning("build marker %s is not readable, left as is: %s", info.key, exc)
                 continue
             cursor = cursor or self._cursor()
             what = f"{table}, a build killed before it finished ({info.key})"
-            if self._discard_build(
-                store, catalog, cursor, staging, location, table, partition_key, values, what
-            ):
-                store.delete_prefix(info.key.rsplit("/", 1)[0] + "/")
-                swept.append(location)
+            if self._discard_build(store, catalog, cursor, pending, True, what):
+                store.delete_prefix(pending.marker)
+                swept.append(pending.location)
         if swept:
             log.warning("cleaned up %d crashed builds of %s: %s", len(swept), table, swept)
         return swept
@@ -469,37 +481,36 @@ class AthenaEngine(QueryEngine, AwsConnection):
     def _discard_build(
         self,
         store: ObjectStore,
-        catalog: Catalog | None,
+        catalog: Catalog,
         cursor: Any,
-        staging: str | None,
-        location: str,
-        table: str,
-        partition_key: str,
-        values: list[str],
+        pending: PendingBuild,
+        drop_staging: bool,
         what: str,
     ) -> bool:
-        """Drop a failed build's staging table and delete its files, except the partitions
-        the catalog points at (given `catalog`, once swapping may have begun). Whether it all
-        went; a failure is only logged: the error that failed the build is what the caller
-        sees, and the build's marker stays for a later build to try again."""
+        """Drop a failed build's staging table (if `drop_staging`: once its CTAS made it) and
+        delete its files, except the partitions the catalog points at. Whether it all went; a
+        failure is only logged: the error that failed the build is what the caller sees, and
+        the build's marker stays for a later build to try again."""
         try:
-            if staging is not None:
-                self._run(cursor, f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
-            folders = {v: f"{location}{partition_key}={v}/" for v in values}
-            live: set[str] = set()
-            if catalog is not None:
-                current = {v: catalog.get_partition(table, v) for v in values}
-                live = {v for v, p in current.items() if p and p.location == folders[v]}
+            if drop_staging:
+                self._run(
+                    cursor, f"DROP TABLE IF EXISTS {self.database_name}.{pending.staging}", what
+                )
+            live = {
+                v
+                for v in pending.values
+                if (p := catalog.get_partition(pending.table, v))
+                and p.location == pending.folder(v)
+            }
             if not live:
-                store.delete_prefix(location)
+                store.delete_prefix(pending.location)
             else:
-                for value, folder in folders.items():
-                    if value not in live:
-                        store.delete_prefix(folder)
+                for value in set(pending.values) - live:
+                    store.delete_prefix(pending.folder(value))
         except Exception as exc:
             log.warning(
                 "could not clean up the failed build of %s (%s, staging table %s): %s",
-                what, store.uri(location), staging, exc,
+                what, store.uri(pending.location), pending.staging, exc,
             )  # fmt: skip
             return False
         return True
