@@ -693,10 +693,14 @@ def test_progress_lines_go_to_stderr_when_asked_and_never_to_stdout(
                          "--progress")  # fmt: skip
     assert code == 0
     lines = err.splitlines()
-    assert "materialize: 48 landing hours, the crawler, 1 days" in lines[0]
+    assert "materialize: 48 landing hours, 1 days, then the crawler" in lines[0]
     for job in ("landing_job", "crawl_job", "daily_job"):
         assert any(f"{job}" in line and line.endswith(": running") for line in lines), job
         assert any(f"{job}" in line and line.endswith(": done") for line in lines), job
+    # The tables never wait for the crawler: it runs after them.
+    running = [line.split("] ")[1] for line in lines if line.endswith(": running")]
+    started = [line.split()[0].rstrip(":") for line in running]
+    assert started == ["landing_job", "daily_job", "crawl_job"]
     assert "running" not in out
     code, _, err = run(capsys, "simulate", *args, "--events-per-day", "50", "--no-progress")
     assert code == 0 and err == ""
