@@ -3,7 +3,8 @@
 The Glue database; the raw table `purchases_raw` in it (JSON, partitioned by Firehose's
 year/month/day/hour folders); the crawler's own database `<database>_crawler` and the crawler,
 an S3 target over the raw prefix that recrawls new folders only; the Firehose delivery stream
-(newline delimiter appended to every record, GZIP, buffering); the bucket if asked.
+(newline delimiter appended to every record, GZIP, buffering); the bucket if asked, in the
+region every client uses (resources/aws_connection.py `resolve_region`).
 
 The crawler has a database of its own because Glue allows CRAWL_NEW_FOLDERS_ONLY only for S3
 targets, and an S3 target over `firehose/purchases/` names its table `purchases`, the warehouse
@@ -13,8 +14,14 @@ into `purchases_raw` (see resources/glue_crawler.py).
 
 Each step first looks whether its resource exists, so a second run changes nothing. A crawler
 that exists with another definition (the earlier one had a catalog target on `purchases_raw`)
-is updated to this one. With `--dry-run` it only says what it would do. It also writes a
-least-privilege IAM policy for exactly these resources.
+is updated to this one. With `--dry-run` it only says what it would do. Asked for a path, it
+also writes a least-privilege IAM policy for exactly these resources; never unasked, because the
+policy names the user's bucket, database and stream, and docs/iam-policy.json (tracked, the
+policy for the default names) is not the place for them.
+
+One newline per record: the stream's `AppendDelimiterToRecord` processor appends Firehose's
+default delimiter, a newline, and the publisher (resources/firehose.py) sends each record
+without one, so landed objects are NDJSON with no blank lines, which is what Athena reads.
 """
 
 import json
@@ -27,9 +34,10 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from purchase_pipeline.resources.aws_connection import resolve_region
 from purchase_pipeline.resources.aws_errors import describe_aws_error, error_code
 from purchase_pipeline.resources.crawler import RAW_PARTITION_KEYS, RAW_TABLE
-from purchase_pipeline.settings import PROJECT_ROOT, Settings
+from purchase_pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +88,24 @@ def _exists(call: Callable[[], Any], missing: tuple[str, ...]) -> bool:
 
 
 def _client_factory(config: BootstrapConfig) -> Callable[[str], Any]:
+    """Clients in the region every AWS client of the project resolves (AwsConfigError, one
+    line saying what to set, when there is none)."""
+    region = resolve_region(config.region_name)
     session = boto3.session.Session()
 
     def client(service: str) -> Any:
-        return session.client(
-            service, region_name=config.region_name, endpoint_url=config.endpoint_url
-        )
+        return session.client(service, region_name=region, endpoint_url=config.endpoint_url)
 
     return client
+
+
+def create_bucket_input(bucket: str, region: str) -> dict[str, Any]:
+    """CreateBucket in `region`: S3 wants the region as LocationConstraint everywhere but in
+    us-east-1, where it refuses one (IllegalLocationConstraintException either way)."""
+    request: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        request["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    return request
 
 
 def plan(
@@ -110,7 +128,7 @@ def plan(
                 "s3",
                 f"bucket {bucket}",
                 lambda: _exists(lambda: s3.head_bucket(Bucket=bucket), ("404", "NoSuchBucket")),
-                lambda: s3.create_bucket(Bucket=bucket),
+                lambda: s3.create_bucket(**create_bucket_input(bucket, s3.meta.region_name)),
             )
         )
     steps.append(
@@ -285,7 +303,13 @@ def _normal(key: str, value: Any) -> Any:
 
 def delivery_stream_input(settings: Settings, role_arn: str) -> dict[str, Any]:
     """Firehose -> S3 with a newline after every record (Athena reads one record per line),
-    GZIP, and the default hourly YYYY/MM/DD/HH/ prefix under the raw prefix."""
+    GZIP, and the default hourly YYYY/MM/DD/HH/ prefix under the raw prefix.
+
+    The `AppendDelimiterToRecord` processor has no parameters: its default delimiter is the
+    newline ("You don't have to put a processor parameter", API_Processor), so no escape has to
+    be spelled right (an earlier version sent the three characters backslash, backslash, n).
+    It adds the only newline: the publisher sends records without one (resources/firehose.py).
+    A stream that exists is left as it is: bootstrap has no update path for streams."""
     return {
         "DeliveryStreamName": settings.stream,
         "DeliveryStreamType": "DirectPut",
@@ -303,15 +327,16 @@ def delivery_stream_input(settings: Settings, role_arn: str) -> dict[str, Any]:
             "CompressionFormat": "GZIP",
             "ProcessingConfiguration": {
                 "Enabled": True,
-                "Processors": [
-                    {
-                        "Type": "AppendDelimiterToRecord",
-                        "Parameters": [{"ParameterName": "Delimiter", "ParameterValue": "\\\\n"}],
-                    }
-                ],
+                "Processors": [{"Type": "AppendDelimiterToRecord"}],
             },
         },
     }
+
+
+def policy_json(settings: Settings) -> str:
+    """The IAM policy as bootstrap writes it (`--policy-out`) and docs/iam-policy.json holds it
+    for the default names."""
+    return json.dumps(iam_policy(settings), indent=2) + "\n"
 
 
 def iam_policy(settings: Settings, region: str = "*", account: str = "*") -> dict[str, Any]:
@@ -419,7 +444,8 @@ def run(
     policy_path: Path | None = None,
     client: Callable[[str], Any] | None = None,
 ) -> list[Step]:
-    """Carry out (or, dry, only describe) every step; write the IAM policy."""
+    """Carry out (or, dry, only describe) every step; write the IAM policy to `policy_path`
+    when one is given and the run is not dry."""
     steps = plan(settings, config, client)
     for step in steps:
         try:
@@ -441,7 +467,6 @@ def run(
         except ClientError as exc:
             raise BootstrapError(f"{step.service} {step.name}: {describe_aws_error(exc)}") from exc
         log.info("%s %s: %s", step.service, step.name, step.outcome)
-    path = policy_path or PROJECT_ROOT / "docs" / "iam-policy.json"
-    if not dry_run:
-        path.write_text(json.dumps(iam_policy(settings), indent=2) + "\n")
+    if policy_path is not None and not dry_run:
+        policy_path.write_text(policy_json(settings))
     return steps

@@ -378,10 +378,17 @@ def cmd_sql(args: argparse.Namespace) -> int:
 # --- bootstrap ------------------------------------------------------------------------------
 
 
+# Where `--policy-out` prints the policy instead of writing a file.
+POLICY_TO_STDOUT = "-"
+
+
 def cmd_bootstrap(args: argparse.Namespace) -> int:
+    """Create (or, dry, describe) the aws resources; the IAM policy only where asked: a file
+    (`--policy-out FILE`) or stdout after the steps (`--policy-out -`), never unasked, so a
+    run never rewrites the tracked docs/iam-policy.json with the user's names."""
     from pathlib import Path
 
-    from purchase_pipeline.bootstrap import BootstrapConfig, BootstrapError, run
+    from purchase_pipeline.bootstrap import BootstrapConfig, BootstrapError, policy_json, run
 
     settings = Settings.from_env()
     config = BootstrapConfig(
@@ -389,16 +396,22 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         firehose_role_arn=args.firehose_role_arn or os.environ.get("PURCHASES_FIREHOSE_ROLE_ARN"),
         crawler_role_arn=args.crawler_role_arn or os.environ.get("PURCHASES_CRAWLER_ROLE_ARN"),
     )
+    to_file = args.policy_out not in (None, POLICY_TO_STDOUT)
     try:
-        steps = run(
-            settings, config, args.dry_run, Path(args.policy_out) if args.policy_out else None
-        )
+        steps = run(settings, config, args.dry_run, Path(args.policy_out) if to_file else None)
     except BootstrapError as exc:
         raise CliError(str(exc)) from None
     for step in steps:
         _out(f"{step.service} {step.name}: {step.outcome}")
-    if not args.dry_run:
-        _out(f"IAM policy written to {args.policy_out or 'docs/iam-policy.json'}")
+    if args.policy_out == POLICY_TO_STDOUT:
+        _out(policy_json(settings))
+    elif to_file:
+        _out(f"IAM policy {'would be ' if args.dry_run else ''}written to {args.policy_out}")
+    else:
+        _out(
+            "IAM policy for these resources not written: --policy-out FILE writes it, "
+            "--policy-out - prints it"
+        )
     return 0
 
 
@@ -453,7 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--delimiter",
         choices=["newline", "none", "mixed"],
         default="mixed",
-        help="what the producer puts after each record (default mixed), e.g. none",
+        help="what the producer puts after each record in the local target's objects "
+        "(default mixed); on aws the stream's processor adds one newline per record whatever "
+        "this says, e.g. none",
     )
     for name, what in RATE_OPTIONS.items():
         sim.add_argument(
@@ -522,7 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     boot.add_argument(
         "--policy-out",
-        help="where to write the IAM policy (default docs/iam-policy.json), e.g. /tmp/p.json",
+        metavar="FILE",
+        help="write the least-privilege IAM policy for these resources to FILE, or print it "
+        "after the steps with -; without it no policy is written, e.g. --policy-out "
+        "iam-policy.json",
     )
     boot.set_defaults(func=cmd_bootstrap)
     return parser

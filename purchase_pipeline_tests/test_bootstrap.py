@@ -1,21 +1,24 @@
 """`purchase-pipeline bootstrap` against moto's server: creates everything once, changes
 nothing the second time, creates nothing with --dry-run, brings an earlier crawler up to date,
-and writes the IAM policy."""
+works in the region AWS_REGION names (the bucket too, outside us-east-1), gives the stream a
+processor that appends Firehose's default newline, and writes the IAM policy only where asked
+(docs/iam-policy.json is the one for the default names, and stays so)."""
 
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from purchase_pipeline.bootstrap import BootstrapConfig, iam_policy, run
 from purchase_pipeline.cli import main as cli_main
-from purchase_pipeline.settings import Settings
-from purchase_pipeline_tests.conftest import Moto, restored_environ
+from purchase_pipeline.settings import DEFAULTS, PROJECT_ROOT, Settings
+from purchase_pipeline_tests.conftest import Moto, assert_error_and_hint, restored_environ
 
 ROLES = [
     "--firehose-role-arn", "arn:aws:iam::123456789012:role/firehose",
@@ -95,11 +98,196 @@ def test_dry_run_creates_nothing(
 ) -> None:
     assert cli_main(["bootstrap", "--dry-run", "--create-bucket"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.rsplit(": ", 1)[1] for line in lines] == ["would create"] * 6
+    assert [line.rsplit(": ", 1)[1] for line in lines[:6]] == ["would create"] * 6
+    assert lines[6:] == [POLICY_NOT_WRITTEN]
     glue = boto3.client("glue", endpoint_url=names["AWS_ENDPOINT_URL"])
     assert names["PURCHASES_DATABASE"] not in [
         d["Name"] for d in glue.get_databases()["DatabaseList"]
     ]
+
+
+POLICY_NOT_WRITTEN = (
+    "IAM policy for these resources not written: --policy-out FILE writes it, "
+    "--policy-out - prints it"
+)
+DOCS_POLICY = PROJECT_ROOT / "docs" / "iam-policy.json"
+
+
+def _without_region(tmp_path: Path) -> None:
+    """No region in the environment or the AWS config (a developer's ~/.aws cannot leak in)."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        os.environ.pop(name, None)
+    for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        empty = tmp_path / name.lower()
+        empty.write_text("")
+        os.environ[name] = str(empty)
+
+
+def test_bootstrap_works_in_the_region_of_aws_region_alone(
+    names: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's `export AWS_REGION=eu-west-1`, AWS_DEFAULT_REGION unset: the pinned
+    botocore reads only the latter, and bootstrap used to die with a NoRegionError traceback."""
+    _without_region(tmp_path)
+    os.environ["AWS_REGION"] = "eu-west-1"
+    assert cli_main(["bootstrap", "--dry-run", "--create-bucket"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(": ", 1)[1] for line in lines[:6]] == ["would create"] * 6
+
+    assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
+    assert [line.rsplit(": ", 1)[1] for line in capsys.readouterr().out.splitlines()[:6]] == [
+        "created"
+    ] * 6
+    endpoint, database = names["AWS_ENDPOINT_URL"], names["PURCHASES_DATABASE"]
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1")
+    location = s3.get_bucket_location(Bucket=names["PURCHASES_BUCKET"])["LocationConstraint"]
+    assert location == "eu-west-1"
+    glue = boto3.client("glue", endpoint_url=endpoint, region_name="eu-west-1")
+    assert glue.get_database(Name=database)["Database"]["Name"] == database
+    firehose = boto3.client("firehose", endpoint_url=endpoint, region_name="eu-west-1")
+    firehose.describe_delivery_stream(DeliveryStreamName=names["PURCHASES_STREAM"])
+    # Not in us-east-1, where boto3 (and moto) would have put them by default.
+    us_glue = boto3.client("glue", endpoint_url=endpoint, region_name="us-east-1")
+    with pytest.raises(ClientError, match="EntityNotFoundException"):
+        us_glue.get_database(Name=database)
+
+
+def test_bootstrap_without_a_region_is_one_error_line(
+    names: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _without_region(tmp_path)
+    assert cli_main(["bootstrap", "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert_error_and_hint(captured.err)
+    assert captured.err.splitlines()[0] == (
+        "error: no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION, or a region in the AWS "
+        "profile)"
+    )
+    assert captured.out == ""
+
+
+def _recording_clients(
+    endpoint: str, region: str, requests: list[tuple[str, dict[str, Any]]]
+) -> Callable[[str], Any]:
+    """boto3 clients for moto that record every request's parameters as (operation, params)."""
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        requests.append((model.name, dict(params)))
+
+    def client(service: str) -> Any:
+        made = boto3.client(service, endpoint_url=endpoint, region_name=region)
+        made.meta.events.register("provide-client-params", record)
+        return made
+
+    return client
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1"])
+def test_create_bucket_names_its_region_except_in_us_east_1(
+    names: dict[str, str], tmp_path: Path, region: str
+) -> None:
+    """S3 refuses CreateBucket outside us-east-1 without the region as LocationConstraint
+    (IllegalLocationConstraintException) and refuses one in us-east-1; moto does the same."""
+    endpoint = names["AWS_ENDPOINT_URL"]
+    requests: list[tuple[str, dict[str, Any]]] = []
+    config = BootstrapConfig(
+        create_bucket=True, firehose_role_arn=ROLES[1], crawler_role_arn=ROLES[3]
+    )
+    client = _recording_clients(endpoint, region, requests)
+    steps = run(Settings.from_env(), config, dry_run=False, client=client)
+    assert steps[0].name == f"bucket {names['PURCHASES_BUCKET']}"
+    assert steps[0].outcome == "created"
+    (create,) = [params for operation, params in requests if operation == "CreateBucket"]
+    if region == "us-east-1":
+        assert create == {"Bucket": names["PURCHASES_BUCKET"]}
+    else:
+        assert create["CreateBucketConfiguration"] == {"LocationConstraint": region}
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region)
+    location = s3.get_bucket_location(Bucket=names["PURCHASES_BUCKET"])["LocationConstraint"]
+    assert location == (None if region == "us-east-1" else region)
+
+
+def test_the_stream_appends_firehoses_default_delimiter_a_newline(
+    names: dict[str, str], tmp_path: Path
+) -> None:
+    """AppendDelimiterToRecord with no parameters appends a newline (AWS's default; API
+    Processor: "You don't have to put a processor parameter"); the earlier parameter value was
+    three characters, backslash, backslash, n. The publisher adds no newline of its own
+    (test_firehose_publisher.py), so each record lands with exactly one."""
+    endpoint = names["AWS_ENDPOINT_URL"]
+    requests: list[tuple[str, dict[str, Any]]] = []
+    config = BootstrapConfig(
+        create_bucket=True, firehose_role_arn=ROLES[1], crawler_role_arn=ROLES[3]
+    )
+    run(
+        Settings.from_env(),
+        config,
+        dry_run=False,
+        client=_recording_clients(endpoint, "us-east-1", requests),
+    )
+    (create,) = [params for operation, params in requests if operation == "CreateDeliveryStream"]
+    processing = create["ExtendedS3DestinationConfiguration"]["ProcessingConfiguration"]
+    assert processing == {"Enabled": True, "Processors": [{"Type": "AppendDelimiterToRecord"}]}
+    stream = boto3.client("firehose", endpoint_url=endpoint).describe_delivery_stream(
+        DeliveryStreamName=names["PURCHASES_STREAM"]
+    )["DeliveryStreamDescription"]
+    destination = stream["Destinations"][0]["ExtendedS3DestinationDescription"]
+    assert destination["ProcessingConfiguration"] == processing
+
+
+def test_docs_iam_policy_is_the_policy_for_the_default_names() -> None:
+    """docs/iam-policy.json is generated text: equal to bootstrap's policy for the defaults of
+    SPEC.md, so it cannot go stale."""
+    with restored_environ():
+        for name in DEFAULTS:
+            os.environ.pop(name, None)
+        settings = Settings.from_env()
+        assert (settings.bucket, settings.database, settings.stream) == (
+            "bookstore-analytics",
+            "purchase_analytics",
+            "books-purchase-stream",
+        )
+        expected = json.dumps(iam_policy(settings), indent=2) + "\n"
+    assert DOCS_POLICY.read_text() == expected
+
+
+def test_bootstrap_without_policy_out_writes_no_policy_file(
+    names: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It used to rewrite the tracked docs/iam-policy.json with the user's names."""
+    monkeypatch.chdir(tmp_path)
+    before = DOCS_POLICY.read_bytes()
+    try:
+        assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
+        after = DOCS_POLICY.read_bytes()
+    finally:
+        if DOCS_POLICY.read_bytes() != before:  # never leave the checkout dirty
+            DOCS_POLICY.write_bytes(before)
+    assert after == before
+    assert list(tmp_path.iterdir()) == []
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.rsplit(": ", 1)[1] for line in lines[:6]] == ["created"] * 6
+    assert lines[6:] == [POLICY_NOT_WRITTEN]
+
+
+def test_policy_out_dash_prints_the_policy_after_the_steps(
+    names: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for dry in ([], ["--dry-run"]):
+        assert cli_main(["bootstrap", *dry, "--create-bucket", *ROLES, "--policy-out", "-"]) == 0
+        lines = capsys.readouterr().out.splitlines(keepends=True)
+        assert (
+            len([line for line in lines[:6] if line.startswith(("s3 ", "glue ", "firehose "))]) == 6
+        )
+        assert json.loads("".join(lines[6:])) == iam_policy(Settings.from_env())
+    assert list(tmp_path.iterdir()) == []  # no file called "-"
 
 
 def test_creating_without_roles_is_a_clear_error(

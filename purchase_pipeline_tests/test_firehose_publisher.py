@@ -1,6 +1,7 @@
-"""Publishing to Firehose: PutRecordBatch limits, newline-terminated records, and resending
-only what Firehose refused, with backoff and jitter. Delivery is checked end to end against
-moto's server (Firehose -> S3 over real HTTP) and read back from the bucket."""
+"""Publishing to Firehose: PutRecordBatch limits, records sent without a newline (the stream's
+processor appends the one newline per record), and resending only what Firehose refused, with
+backoff and jitter. Delivery is checked end to end against moto's server (Firehose -> S3 over
+real HTTP) and read back from the bucket."""
 
 import datetime as dt
 import json
@@ -77,9 +78,27 @@ def test_records_still_refused_after_the_last_attempt_fail_with_the_service_mess
     assert len(client.calls) == 3
 
 
-def test_publish_delivers_newline_terminated_records_through_firehose_to_s3(
+def _json_objects(text: str) -> list[str]:
+    """The JSON objects of `text`, whatever separates them (nothing, whitespace)."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while at < len(text):
+        if text[at].isspace():
+            at += 1
+            continue
+        _, end = decoder.raw_decode(text, at)
+        found.append(text[at:end])
+        at = end
+    return found
+
+
+def test_publish_sends_records_without_a_newline_through_firehose_to_s3(
     moto_server: Moto,
 ) -> None:
+    """The delivery stream's AppendDelimiterToRecord processor (bootstrap's) appends a newline
+    to every record; a newline from the publisher too would land two per record, a blank line
+    between records. moto ignores processors, so what lands there is exactly what was sent:
+    the records, with no newline at all (a newline the simulated producer put after a record
+    is stripped), and every record is there."""
     bucket, stream = f"land-{uuid.uuid4().hex[:10]}", f"stream-{uuid.uuid4().hex[:8]}"
     endpoint = moto_server.endpoint_url
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=bucket)
@@ -91,7 +110,9 @@ def test_publish_delivers_newline_terminated_records_through_firehose_to_s3(
             "Prefix": "firehose/purchases/",
         },
     )
-    sent = [json.dumps({"bookId": f"B{i}", "userId": "U", "n": i}).encode() for i in range(1200)]
+    records = [json.dumps({"bookId": f"B{i}", "userId": "U", "n": i}) for i in range(1200)]
+    # As `simulate --delimiter mixed` produces them: some with a newline after, some without.
+    sent = [(r + "\n" if i % 3 else r).encode() for i, r in enumerate(records)]
     publisher = AwsFirehose(stream=stream, endpoint_url=endpoint)
     summary = publisher.publish(S3ObjectStore(), ((NOW, r) for r in sent), CONFIG)
     assert (summary.objects, summary.records) == (3, 1200)
@@ -100,5 +121,9 @@ def test_publish_delivers_newline_terminated_records_through_firehose_to_s3(
     objects = store.list_objects("firehose/purchases/")
     assert len(objects) == 3
     assert all(parse_landing_key(o.key, "firehose/purchases/") for o in objects)
-    landed = b"".join(store.get_object(o.key) for o in objects).decode().splitlines()
-    assert sorted(landed) == sorted(r.decode() for r in sent)
+    bodies = [store.get_object(o.key) for o in objects]
+    assert [body.count(b"\n") for body in bodies] == [0, 0, 0]
+    landed = [obj for body in bodies for obj in _json_objects(body.decode())]
+    assert len(landed) == 1200
+    assert sorted(landed) == sorted(records)
+    assert summary.bytes == sum(len(r) for r in records)

@@ -2,8 +2,15 @@
 
 Firehose takes at most 500 records and 4 MiB per call, and may accept a call while refusing
 some of its records (`FailedPutCount`): only those are sent again, with exponential backoff
-and full jitter. Records are newline-terminated so every landed object is NDJSON, which is
-what Athena's JSON reader needs.
+and full jitter.
+
+Records are sent without a trailing newline (one the simulated producer added is stripped):
+the delivery stream's `AppendDelimiterToRecord` processor, as bootstrap creates it, appends
+exactly one newline per record, so landed objects are NDJSON with no blank lines, which is
+what Athena's JSON reader needs. A newline from here as well would land two per record. So
+`simulate --delimiter` shapes only the local target's objects; on aws the stream decides.
+(moto's Firehose ignores processors and joins a batch's records with nothing between them:
+there objects are `{..}{..}`, which the pipeline splits itself, docs/data-rules.md.)
 """
 
 import random
@@ -113,7 +120,8 @@ class AwsFirehose(Publisher, AwsConnection):
     def publish(
         self, store: ObjectStore, events: Iterable[Event], config: SimulationConfig
     ) -> PublishSummary:
-        records = (p if p.endswith(b"\n") else p + b"\n" for _, p in events)
+        # The stream's processor adds the one newline per record (see the module docstring).
+        records = (p.removesuffix(b"\n") for _, p in events)
         calls = count = size = resent = 0
         for batch in batches(records):
             resent += put_record_batch(

@@ -1,6 +1,8 @@
 """The object store on S3 (or any S3 endpoint: MinIO, LocalStack, moto).
 
-Built on dagster-aws's `S3Resource` for the client (region, endpoint, profile, retries).
+Built on dagster-aws's `S3Resource` for the client (region, endpoint, profile, retries); the
+region is resolved like every AWS client's (resources/aws_connection.py), so S3 is in the same
+region as Glue and Athena (boto3 alone sends S3 to us-east-1 when only AWS_REGION is set).
 Listing uses `ListObjectsV2` with `StartAfter`, so a caller that remembers the last key it saw
 lists only what is new: Firehose keys sort by time.
 """
@@ -12,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
+from purchase_pipeline.resources.aws_connection import resolve_region
 from purchase_pipeline.resources.aws_errors import describe_aws_error
 from purchase_pipeline.resources.object_store import (
     ObjectInfo,
@@ -27,7 +30,9 @@ class S3ObjectStore(ObjectStore):
 
     bucket: str | None = Field(default=None, description="Bucket name; default PURCHASES_BUCKET.")
     region_name: str | None = Field(
-        default=None, description="AWS region; default from the AWS config (AWS_REGION)."
+        default=None,
+        description="AWS region; default AWS_REGION, else AWS_DEFAULT_REGION, else the AWS "
+        "profile's region.",
     )
     endpoint_url: str | None = Field(
         default=None,
@@ -50,10 +55,11 @@ class S3ObjectStore(ObjectStore):
         return validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
 
     def client(self) -> Any:
-        """One boto3 client per resource instance (creating one costs a session)."""
+        """One boto3 client per resource instance (creating one costs a session), in the region
+        every AWS client of the project uses (see `resolve_region`)."""
         if self._client is None:
             self._client = S3Resource(
-                region_name=self.region_name,
+                region_name=resolve_region(self.region_name, self.profile_name),
                 endpoint_url=self.endpoint_url,
                 profile_name=self.profile_name,
                 max_attempts=self.max_attempts,
