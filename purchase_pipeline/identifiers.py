@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from urllib.parse import urlsplit
 
 IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 PREFIX = re.compile(r"([A-Za-z0-9_.=-]+/)+")
@@ -69,6 +70,24 @@ def validate_s3_location(uri: str) -> str:
             f"invalid S3 location {uri!r}: use s3://<bucket>/ or s3://<bucket>/<folders>/"
         ) from None
     return uri
+
+
+def validate_trino_url(url: str) -> str:
+    """`http[s]://[user[:password]@]host[:port]`: a Trino coordinator, nothing else (a password
+    only over https, where the client may send it)."""
+    expected = "expected http[s]://[user[:password]@]host[:port]"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid Trino URL {url!r}: {expected}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"invalid Trino URL {url!r}: {expected}")
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise ValueError(f"invalid Trino URL {url!r}: the port is not a number") from None
+    if parts.password is not None and parts.scheme != "https":
+        raise ValueError(f"invalid Trino URL {url!r}: a password is sent over https only")
+    return url
 
 
 def validate_lake_dir(path: str) -> str:

@@ -21,6 +21,7 @@ from purchase_pipeline.identifiers import (
     validate_lake_dir,
     validate_prefix,
     validate_s3_location,
+    validate_trino_url,
     validate_workgroup,
 )
 
@@ -44,6 +45,9 @@ DEFAULTS: dict[str, str] = {
     "PURCHASES_START_DATE": DEFAULT_START_DATE,
     "PURCHASES_ATHENA_WORKGROUP": "primary",
     "PURCHASES_REJECTED_RATE_WARN": "0.05",
+    # Empty: the aws target runs its SQL on Athena; a URL runs it on that Trino instead.
+    "PURCHASES_TRINO_URL": "",
+    "PURCHASES_TRINO_CATALOG": "awsdatacatalog",
 }
 
 
@@ -72,6 +76,8 @@ class Settings:
     start_date: dt.date
     athena_workgroup: str = "primary"
     athena_results: str | None = None  # None: s3://<bucket>/athena-results/
+    trino_url: str | None = None  # None: the aws target runs on Athena
+    trino_catalog: str = "awsdatacatalog"
 
     @property
     def crawl_database(self) -> str:
@@ -100,6 +106,8 @@ class Settings:
             start_date=start_date,
             athena_workgroup=_checked("PURCHASES_ATHENA_WORKGROUP", validate_workgroup),
             athena_results=_checked("PURCHASES_ATHENA_RESULTS", _optional_s3_location),
+            trino_url=_checked("PURCHASES_TRINO_URL", _optional_trino_url),
+            trino_catalog=_checked("PURCHASES_TRINO_CATALOG", validate_identifier),
         )
 
 
@@ -133,6 +141,10 @@ def athena_results_location() -> str | None:
 
 def _optional_s3_location(value: str) -> str | None:
     return validate_s3_location(value) if value else None
+
+
+def _optional_trino_url(value: str) -> str | None:
+    return validate_trino_url(value) if value else None
 
 
 def validate_stream(stream: str) -> str:

@@ -1,4 +1,4 @@
-"""The Athena engine against moto's server over real HTTP. moto runs no SQL, so these tests
+"""The aws engine on Athena against moto's server over real HTTP. moto runs no SQL, so these tests
 check what was sent (read back with ListQueryExecutions): one CTAS into a fresh, empty
 location that parses as Athena SQL and filters to the day, the staging table dropped, and the
 Glue partition swapped to the new folder with the old one deleted."""
@@ -13,9 +13,16 @@ import sqlglot
 from sqlglot import exp
 
 from purchase_pipeline.layout import landing_key
-from purchase_pipeline.resources.athena_engine import AthenaEngine
 from purchase_pipeline.resources.catalog import Column, Partition, Table
-from purchase_pipeline.resources.engine import LandingSource, QueryEngineError, TableSource
+from purchase_pipeline.resources.engine import (
+    AwsEngine,
+    LandingSource,
+    QueryEngineError,
+    TableSource,
+)
+from purchase_pipeline.resources.engine.athena_connection import AthenaConnection
+from purchase_pipeline.resources.engine.aws_engine import Session
+from purchase_pipeline.resources.engine.dialects import Ran
 from purchase_pipeline.resources.glue_catalog import GlueCatalog
 from purchase_pipeline.resources.s3_object_store import S3ObjectStore
 from purchase_pipeline_tests.conftest import Moto
@@ -24,17 +31,17 @@ DAY = dt.date(2025, 3, 2)
 PURCHASES = Table(
     name="purchases",
     columns=[
-        Column("purchase_id", "varchar"),
-        Column("book_id", "varchar"),
-        Column("title", "varchar"),
-        Column("author", "varchar"),
-        Column("genre", "varchar"),
-        Column("user_id", "varchar"),
-        Column("user_country", "varchar"),
-        Column("user_age", "integer"),
-        Column("age_band", "varchar"),
+        Column("purchase_id", "string"),
+        Column("book_id", "string"),
+        Column("title", "string"),
+        Column("author", "string"),
+        Column("genre", "string"),
+        Column("user_id", "string"),
+        Column("user_country", "string"),
+        Column("user_age", "int"),
+        Column("age_band", "string"),
         Column("purchased_at", "timestamp"),
-        Column("source_key", "varchar"),
+        Column("source_key", "string"),
         Column("dt", "date"),
     ],
     partition_key="dt",
@@ -56,7 +63,7 @@ class Aws:
         self.catalog = GlueCatalog(
             database=self.database, bucket=self.bucket, endpoint_url=endpoint
         )
-        self.engine = AthenaEngine(
+        self.engine = AwsEngine(
             database=self.database, bucket=self.bucket, endpoint_url=endpoint,
             poll_interval_seconds=0.01,
         )  # fmt: skip
@@ -200,7 +207,7 @@ def test_a_failed_query_is_not_retried_and_names_query_partition_and_reason(
     aws: Aws, monkeypatch: pytest.MonkeyPatch, message: str
 ) -> None:
     cursor = _FailingCursor(message)
-    monkeypatch.setattr(AthenaEngine, "_cursor", lambda self: cursor)
+    monkeypatch.setattr(AthenaConnection, "cursor", lambda self: cursor)
     with pytest.raises(QueryEngineError) as caught:
         aws.build_summary()
     text = str(caught.value)
@@ -213,7 +220,7 @@ def test_a_failed_query_is_not_retried_and_names_query_partition_and_reason(
 def test_throttling_is_retried_with_backoff_by_pyathena(
     aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import purchase_pipeline.resources.athena_engine as athena_engine
+    import purchase_pipeline.resources.engine.athena_connection as athena_connection
 
     seen: dict[str, object] = {}
 
@@ -221,10 +228,10 @@ def test_throttling_is_retried_with_backoff_by_pyathena(
         seen.update(kwargs)
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(athena_engine, "connect", capture)
+    monkeypatch.setattr(athena_connection, "connect", capture)
     monkeypatch.setenv("PURCHASES_ATHENA_WORKGROUP", "analytics")
     with pytest.raises(RuntimeError, match="stop here"):
-        AthenaEngine(throttle_attempts=5)._cursor()
+        AwsEngine(throttle_attempts=5).connection().cursor()
     retry = seen["retry_config"]
     assert set(retry.exceptions) == {"ThrottlingException", "TooManyRequestsException"}
     assert retry.attempt == 5 and retry.exponential_base == 2
@@ -236,10 +243,10 @@ def test_a_throttled_start_is_retried_until_athena_takes_the_query(
 ) -> None:
     from botocore.exceptions import ClientError
 
-    real_cursor = AthenaEngine._cursor
+    real_cursor = AthenaConnection.cursor
     calls: list[str] = []
 
-    def throttled_cursor(self: AthenaEngine) -> object:
+    def throttled_cursor(self: AthenaConnection) -> object:
         cursor = real_cursor(self)
         client = cursor.connection.client
         start = client.start_query_execution
@@ -256,7 +263,7 @@ def test_a_throttled_start_is_retried_until_athena_takes_the_query(
         monkeypatch.setattr(client, "start_query_execution", start_query_execution)
         return cursor
 
-    monkeypatch.setattr(AthenaEngine, "_cursor", throttled_cursor)
+    monkeypatch.setattr(AthenaConnection, "cursor", throttled_cursor)
     result = aws.engine.query(aws.store, aws.catalog, "SELECT 1 AS one", sources={})
     assert calls == ["start", "start", "start"]
     assert result.query_id
@@ -269,19 +276,19 @@ def test_an_object_athena_cannot_read_is_left_out_and_recorded_and_the_hour_buil
     without it and records it as one unreadable_object row with Athena's message."""
     hours = ["2025-03-02-10"]
     bad = landing_key("firehose/purchases/", "s", dt.datetime(2025, 3, 2, 10), True)
-    real_run = AthenaEngine._run
+    real_run = Session.run
     failures: list[str] = []
 
-    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+    def run(self: Session, sql: str, what: str, max_rows: int | None = None) -> Ran:
         if sql.startswith("CREATE TABLE") and not failures:
             failures.append(sql)
             raise QueryEngineError(
                 f"Athena query q-1 ({what}) failed: HIVE_CURSOR_ERROR: Unexpected end of "
                 f"input stream (Path: s3://{aws.bucket}/{bad})"
             )
-        return real_run(self, cursor, sql, what)
+        return real_run(self, sql, what, max_rows)
 
-    monkeypatch.setattr(AthenaEngine, "_run", run)
+    monkeypatch.setattr(Session, "run", run)
     results = aws.engine.write_partitions(
         aws.store, aws.catalog, "landing_records", "hour",
         "date_format(arrival_hour, '%Y-%m-%d-%H')", hours, "landing_records", {},
@@ -315,11 +322,11 @@ def test_only_a_data_error_naming_a_landing_object_of_the_bucket_leaves_it_out(
     message = error.format(bucket=aws.bucket, key=key)
     calls: list[str] = []
 
-    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+    def run(self: Session, sql: str, what: str, max_rows: int | None = None) -> Ran:
         calls.append(sql)
         raise QueryEngineError(f"Athena query q-1 ({what}) failed: {message}")
 
-    monkeypatch.setattr(AthenaEngine, "_run", run)
+    monkeypatch.setattr(Session, "run", run)
     with pytest.raises(QueryEngineError, match="q-1"):
         aws.engine.write_partitions(
             aws.store, aws.catalog, "landing_records", "hour",
@@ -355,13 +362,13 @@ def test_a_ctas_that_fails_leaves_no_files_behind(
     """Athena may have written some files of a CTAS that then fails; they are deleted, and
     Athena's error is what the caller sees."""
 
-    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+    def run(self: Session, sql: str, what: str, max_rows: int | None = None) -> Ran:
         if sql.startswith("CREATE TABLE"):
             aws.store.put_object(_ctas_location(aws, sql) + "dt=2025-03-02/part-0.parquet", b"x")
             raise QueryEngineError(f"Athena query q-7 ({what}) failed: HIVE_WRITER_CLOSE_ERROR")
         raise AssertionError(f"no other query runs after a failed CTAS: {sql}")
 
-    monkeypatch.setattr(AthenaEngine, "_run", run)
+    monkeypatch.setattr(Session, "run", run)
     with pytest.raises(QueryEngineError, match=r"q-7.*HIVE_WRITER_CLOSE_ERROR"):
         aws.build_summary()
     assert _files_under(aws, "tables/kpi_daily_summary/") == []
@@ -371,19 +378,19 @@ def test_a_ctas_that_fails_leaves_no_files_behind(
 def test_a_build_that_fails_after_its_ctas_drops_the_staging_table_and_deletes_its_files(
     aws: Aws, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_run = AthenaEngine._run
+    real_run = Session.run
     written: list[str] = []
 
-    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
+    def run(self: Session, sql: str, what: str, max_rows: int | None = None) -> Ran:
         if sql.startswith("SELECT dt, count(*)"):
             raise QueryEngineError(f"Athena query q-8 ({what}) failed: INTERNAL_ERROR")
-        done = real_run(self, cursor, sql, what)
+        done = real_run(self, sql, what, max_rows)
         if sql.startswith("CREATE TABLE"):
             written.append(_ctas_location(aws, sql) + "dt=2025-03-02/part-0.parquet")
             aws.store.put_object(written[-1], b"x")
         return done
 
-    monkeypatch.setattr(AthenaEngine, "_run", run)
+    monkeypatch.setattr(Session, "run", run)
     with pytest.raises(QueryEngineError, match=r"q-8.*counting kpi_daily_summary"):
         aws.build_summary()
     sent = aws.new_queries()
@@ -401,12 +408,12 @@ def test_a_failed_swap_keeps_every_partition_the_catalog_points_at(
     catalog, and then deleting the files it replaced fails, which ends the build; the third is
     never swapped in. The first two are the table's data now and keep their files; only the
     third's are deleted."""
-    import purchase_pipeline.resources.athena_engine as athena_engine
+    import purchase_pipeline.resources.engine.aws_engine as aws_engine
 
-    real_run, real_swap_in = AthenaEngine._run, athena_engine.swap_in
+    real_run, real_swap_in = Session.run, aws_engine.swap_in
 
-    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
-        done = real_run(self, cursor, sql, what)
+    def run(self: Session, sql: str, what: str, max_rows: int | None = None) -> Ran:
+        done = real_run(self, sql, what, max_rows)
         if sql.startswith("CREATE TABLE"):
             for hour in HOURS:
                 aws.store.put_object(f"{_ctas_location(aws, sql)}hour={hour}/part-0", b"x")
@@ -418,8 +425,8 @@ def test_a_failed_swap_keeps_every_partition_the_catalog_points_at(
         catalog.swap_partition(table, partition)
         raise RuntimeError(f"S3 DeleteObjects failed for {partition.value}")
 
-    monkeypatch.setattr(AthenaEngine, "_run", run)
-    monkeypatch.setattr(athena_engine, "swap_in", swap_in)
+    monkeypatch.setattr(Session, "run", run)
+    monkeypatch.setattr(aws_engine, "swap_in", swap_in)
     with pytest.raises(RuntimeError, match=f"S3 DeleteObjects failed for {HOURS[1]}"):
         _stage_hours(aws)
     kept = {hour: aws.catalog.get_partition("landing_records", hour) for hour in HOURS}
@@ -442,18 +449,18 @@ def test_the_next_build_cleans_up_after_a_build_killed_mid_way(
     """A build killed after its CTAS leaves its staging table, its files and its marker. A
     later build of the table leaves them while the marker is younger than
     `stale_build_seconds` (the build may still be running), then drops and deletes them."""
-    real_run = AthenaEngine._run
+    real_run = Session.run
     crashed: list[str] = []
 
-    def run(self: AthenaEngine, cursor: object, sql: str, what: str) -> dict:
-        done = real_run(self, cursor, sql, what)
+    def run(self: Session, sql: str, what: str, max_rows: int | None = None) -> Ran:
+        done = real_run(self, sql, what, max_rows)
         if sql.startswith("CREATE TABLE") and not crashed:
             crashed.append(_ctas_location(aws, sql))
             aws.store.put_object(crashed[0] + "dt=2025-03-02/part-0.parquet", b"x")
             raise _Killed
         return done
 
-    monkeypatch.setattr(AthenaEngine, "_run", run)
+    monkeypatch.setattr(Session, "run", run)
     with pytest.raises(_Killed):
         aws.build_summary()
     staging = aws.new_queries()[0].split("CREATE TABLE ")[1].split(" ")[0]
@@ -463,7 +470,7 @@ def test_the_next_build_cleans_up_after_a_build_killed_mid_way(
     assert _files_under(aws, crashed[0]) == [crashed[0] + "dt=2025-03-02/part-0.parquet"]
     assert f"DROP TABLE IF EXISTS {staging}" not in aws.new_queries()
 
-    aws.engine = AthenaEngine(
+    aws.engine = AwsEngine(
         database=aws.database, bucket=aws.bucket, endpoint_url=aws.endpoint,
         poll_interval_seconds=0.01, stale_build_seconds=0,
     )  # fmt: skip
@@ -494,7 +501,7 @@ def test_a_marker_that_cannot_be_read_does_not_fail_the_build(
             return real_get(self, wanted)
 
         monkeypatch.setattr(S3ObjectStore, "get_object", get_object)
-    aws.engine = AthenaEngine(
+    aws.engine = AwsEngine(
         database=aws.database, bucket=aws.bucket, endpoint_url=aws.endpoint,
         poll_interval_seconds=0.01, stale_build_seconds=0,
     )  # fmt: skip

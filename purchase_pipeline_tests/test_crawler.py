@@ -31,7 +31,7 @@ def test_new_and_changed_fields_show_up_in_the_crawl(lake: Lake) -> None:
     assert first.partitions == 1 and first.new_partitions == 1
     assert first.skipped_keys == [f"{lake.settings.raw_prefix}notes.txt"]
     types = {c.name: c.type for c in first.columns}
-    assert types["userage"] == "bigint" and types["bookid"] == "varchar"
+    assert types["userage"] == "bigint" and types["bookid"] == "string"
     assert {"year", "month", "day", "hour"} <= set(types)
 
     # A new hour brings a new field, and an age that is now a string.
@@ -39,7 +39,7 @@ def test_new_and_changed_fields_show_up_in_the_crawl(lake: Lake) -> None:
     _land(lake, later, [{**base, "coupon": "SPRING", "userAge": "thirty"}], 2)
     second = crawler.crawl(store, catalog)
     assert second.added_columns == ["coupon"]
-    assert second.changed_columns == {"userage": "bigint -> varchar"}
+    assert second.changed_columns == {"userage": "bigint -> string"}
     assert second.partitions == 2 and second.new_partitions == 1
 
     # Nothing new: nothing changes.

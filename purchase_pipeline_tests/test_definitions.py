@@ -121,7 +121,7 @@ def test_the_aws_target_loads_without_reaching_aws(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(socket.socket, "connect", no_network)
     resources = target_resources("aws")
     assert {type(r).__name__ for r in resources.values()} == {
-        "S3ObjectStore", "GlueCatalog", "GlueCrawler", "AthenaEngine", "AwsFirehose",
+        "S3ObjectStore", "GlueCatalog", "GlueCrawler", "AwsEngine", "AwsFirehose",
     }  # fmt: skip
     Definitions.validate_loadable(Definitions(assets=defs.assets, resources=resources))
     with pytest.raises(ValueError, match="PURCHASES_TARGET must be 'local' or 'aws'"):

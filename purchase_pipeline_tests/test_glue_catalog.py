@@ -26,7 +26,7 @@ def catalog(moto_server: Moto) -> GlueCatalog:
 
 TABLE = Table(
     name="purchases",
-    columns=[Column("purchase_id", "varchar"), Column("user_age", "integer"), Column("dt", "date")],
+    columns=[Column("purchase_id", "string"), Column("user_age", "int"), Column("dt", "date")],
     partition_key="dt",
     format="parquet",
     location="tables/purchases/",

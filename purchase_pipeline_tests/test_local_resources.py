@@ -17,7 +17,6 @@ from typing import Any
 import duckdb
 import pytest
 
-from purchase_pipeline.resources import engine as engine_module
 from purchase_pipeline.resources.catalog import (
     CatalogError,
     Column,
@@ -26,13 +25,14 @@ from purchase_pipeline.resources.catalog import (
     Table,
 )
 from purchase_pipeline.resources.engine import (
-    READ_ATTEMPTS,
     BuildResult,
     DuckDBEngine,
     LandingSource,
     QueryEngineError,
     TableSource,
 )
+from purchase_pipeline.resources.engine import duckdb_engine as engine_module
+from purchase_pipeline.resources.engine.duckdb_engine import READ_ATTEMPTS
 from purchase_pipeline.resources.object_store import LocalObjectStore, ObjectStoreError
 
 PREFIX = "firehose/purchases/"
@@ -279,7 +279,7 @@ def test_delete_prefix_refuses_dot_segments_and_never_leaves_the_bucket(
 def a_table(name: str = "purchases") -> Table:
     return Table(
         name=name,
-        columns=[Column("purchase_id", "varchar"), Column("dt", "date")],
+        columns=[Column("purchase_id", "string"), Column("dt", "date")],
         partition_key="dt",
         format="parquet",
         location=f"tables/{name}/",
@@ -313,7 +313,7 @@ def test_put_table_rejects_bad_table_names(tmp_path: Path, name: str) -> None:
 def test_put_table_rejects_bad_column_names(tmp_path: Path, column: str) -> None:
     catalog = catalog_at(tmp_path)
     table = a_table()
-    table.columns.append(Column(column, "varchar"))
+    table.columns.append(Column(column, "string"))
     with pytest.raises(ValueError):
         catalog.put_table(table)
     assert catalog.get_table("purchases") is None

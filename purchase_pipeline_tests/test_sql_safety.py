@@ -32,7 +32,7 @@ import pytest
 from dagster import DagsterInstance, DagsterUnknownPartitionError
 from sqlglot import exp
 
-import purchase_pipeline.resources.athena_engine as athena_engine
+import purchase_pipeline.resources.engine.athena_connection as athena_connection
 from purchase_pipeline.bootstrap import crawler_input, delivery_stream_input
 from purchase_pipeline.cli import main as cli_main
 from purchase_pipeline.definitions import build_definitions
@@ -41,10 +41,9 @@ from purchase_pipeline.defs.landing import stage_landing_hours
 from purchase_pipeline.defs.resources import target_resources
 from purchase_pipeline.defs.warehouse import build_purchases_day, build_rejected_day
 from purchase_pipeline.layout import landing_key
-from purchase_pipeline.resources.athena_engine import AthenaEngine
 from purchase_pipeline.resources.catalog import Column, LocalCatalog, Table
 from purchase_pipeline.resources.crawler import LocalCrawler
-from purchase_pipeline.resources.engine import LandingSource, TableSource
+from purchase_pipeline.resources.engine import AwsEngine, LandingSource, TableSource
 from purchase_pipeline.resources.firehose import AwsFirehose
 from purchase_pipeline.resources.glue_catalog import GlueCatalog
 from purchase_pipeline.resources.glue_crawler import GlueCrawler
@@ -220,10 +219,10 @@ def _publish_nothing() -> object:
 
 
 def _athena_cursor() -> object:
-    return AthenaEngine()._cursor()
+    return AwsEngine().connection().cursor()
 
 
-def _athena_landing_lines(engine: AthenaEngine) -> object:
+def _athena_landing_lines(engine: AwsEngine) -> object:
     """The aws engine's view of landing objects (it names the raw prefix in its SQL)."""
     return engine._inputs(LocalCatalog(), {"landing_lines": LandingSource([])})
 
@@ -239,12 +238,12 @@ RESOURCE_READS: dict[str, list[tuple[str, Callable[[], object]]]] = {
         ("LocalObjectStore.root", lambda: LocalObjectStore().root),
         ("S3ObjectStore.bucket_name", lambda: S3ObjectStore().bucket_name),
         ("GlueCatalog.bucket_name", lambda: GlueCatalog().bucket_name),
-        ("AthenaEngine.bucket_name", lambda: AthenaEngine().bucket_name),
+        ("AwsEngine.bucket_name", lambda: AwsEngine().bucket_name),
     ],
     "PURCHASES_DATABASE": [
         ("LocalCatalog.root", lambda: LocalCatalog().root),
         ("GlueCatalog.database_name", lambda: GlueCatalog().database_name),
-        ("AthenaEngine.database_name", lambda: AthenaEngine().database_name),
+        ("AwsEngine.database_name", lambda: AwsEngine().database_name),
     ],
     "PURCHASES_STREAM": [
         ("AwsFirehose.stream_name", lambda: AwsFirehose().stream_name),
@@ -254,10 +253,10 @@ RESOURCE_READS: dict[str, list[tuple[str, Callable[[], object]]]] = {
     "PURCHASES_RAW_PREFIX": [
         ("LocalFirehose.publish", _publish_nothing),
         ("LocalCrawler.crawl", lambda: LocalCrawler().crawl(LocalObjectStore(), LocalCatalog())),
-        ("AthenaEngine landing lines", lambda: _athena_landing_lines(AthenaEngine())),
+        ("AwsEngine landing lines", lambda: _athena_landing_lines(AwsEngine())),
     ],
-    "PURCHASES_ATHENA_WORKGROUP": [("AthenaEngine connection", _athena_cursor)],
-    "PURCHASES_ATHENA_RESULTS": [("AthenaEngine connection", _athena_cursor)],
+    "PURCHASES_ATHENA_WORKGROUP": [("AwsEngine connection", _athena_cursor)],
+    "PURCHASES_ATHENA_RESULTS": [("AwsEngine connection", _athena_cursor)],
 }
 
 
@@ -280,7 +279,7 @@ def test_resources_refuse_a_hostile_setting_where_they_read_it(
     def no_connection(**_: object) -> object:
         raise AssertionError("connected to Athena with an unchecked setting")
 
-    monkeypatch.setattr(athena_engine, "connect", no_connection)
+    monkeypatch.setattr(athena_connection, "connect", no_connection)
     for value in REFUSED_SETTINGS[name]:
         value = set_hostile(monkeypatch, tmp_path, name, value)
         with pytest.raises(ValueError, match=re.escape(repr(value))):
@@ -301,11 +300,11 @@ CONFIG_READS: dict[str, Callable[[str], object]] = {
     "GlueCatalog(database=)": lambda v: GlueCatalog(database=v).database_name,
     "GlueCatalog(bucket=)": lambda v: GlueCatalog(bucket=v).bucket_name,
     "AwsFirehose(stream=)": lambda v: AwsFirehose(stream=v).stream_name,
-    "AthenaEngine(database=)": lambda v: AthenaEngine(database=v).database_name,
-    "AthenaEngine(bucket=)": lambda v: AthenaEngine(bucket=v).bucket_name,
-    "AthenaEngine(workgroup=)": lambda v: AthenaEngine(workgroup=v)._cursor(),
-    "AthenaEngine(results_location=)": lambda v: AthenaEngine(results_location=v)._cursor(),
-    "AthenaEngine(raw_prefix=)": lambda v: _athena_landing_lines(AthenaEngine(raw_prefix=v)),
+    "AwsEngine(database=)": lambda v: AwsEngine(database=v).database_name,
+    "AwsEngine(bucket=)": lambda v: AwsEngine(bucket=v).bucket_name,
+    "AwsEngine(workgroup=)": lambda v: AwsEngine(workgroup=v).connection().cursor(),
+    "AwsEngine(results_location=)": lambda v: AwsEngine(results_location=v).connection().cursor(),
+    "AwsEngine(raw_prefix=)": lambda v: _athena_landing_lines(AwsEngine(raw_prefix=v)),
 }
 
 
@@ -318,7 +317,7 @@ def test_resources_refuse_hostile_configuration(
     def no_connection(**_: object) -> object:
         raise AssertionError("connected to Athena with an unchecked setting")
 
-    monkeypatch.setattr(athena_engine, "connect", no_connection)
+    monkeypatch.setattr(athena_connection, "connect", no_connection)
     values = BAD_LAKE_FOLDERS if "lake_dir" in field else HOSTILE
     for value in values:
         with pytest.raises(ValueError, match=re.escape(repr(value))):
@@ -341,10 +340,10 @@ def test_the_checked_settings_reach_athena_as_given(
         def cursor(self) -> None:
             return None
 
-    monkeypatch.setattr(athena_engine, "connect", lambda **kw: capture(**kw) or Connection())
+    monkeypatch.setattr(athena_connection, "connect", lambda **kw: capture(**kw) or Connection())
     monkeypatch.setenv("PURCHASES_ATHENA_WORKGROUP", "analytics.team-1")
     monkeypatch.setenv("PURCHASES_ATHENA_RESULTS", "s3://results.bucket/athena/q=1/")
-    AthenaEngine()._cursor()
+    AwsEngine().connection().cursor()
     assert seen["work_group"] == "analytics.team-1"
     assert seen["s3_staging_dir"] == "s3://results.bucket/athena/q=1/"
     settings = Settings.from_env()
@@ -485,13 +484,13 @@ def test_athena_reads_partitions_through_literals_only(lake: Lake) -> None:
     catalog = LocalCatalog()
     catalog.put_table(
         Table(
-            "staged", [Column("x", "varchar"), Column("hour", "varchar")], "hour", "parquet", "t/"
+            "staged", [Column("x", "string"), Column("hour", "string")], "hour", "parquet", "t/"
         )
     )
     catalog.put_table(
-        Table("daily", [Column("x", "varchar"), Column("dt", "date")], "dt", "parquet", "d/")
+        Table("daily", [Column("x", "string"), Column("dt", "date")], "dt", "parquet", "d/")
     )
-    engine = AthenaEngine()
+    engine = AwsEngine()
     for value in HOSTILE:
         query = engine._table_partitions(catalog, TableSource("staged", [value]))
         (where,) = list(query.find_all(exp.Where))

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-import purchase_pipeline.resources.engine as engine_module
+import purchase_pipeline.resources.engine.duckdb_engine as engine_module
 from purchase_pipeline.layout import landing_key
 from purchase_pipeline.resources.catalog import Column, Partition, SupersededError, Table
 from purchase_pipeline.resources.engine import LandingSource
@@ -18,7 +18,7 @@ HOUR = dt.datetime(2025, 3, 1, 5, tzinfo=dt.UTC)
 def test_the_catalog_refuses_an_older_build(lake: Lake) -> None:
     catalog = lake.resources["catalog"]
     catalog.put_table(
-        Table("t", [Column("a", "integer"), Column("dt", "date")], "dt", "parquet", "t/")
+        Table("t", [Column("a", "int"), Column("dt", "date")], "dt", "parquet", "t/")
     )
     newer = Partition("2025-03-01", "t/new/", [], {"build_id": "20250301T120000-b"})
     older = Partition("2025-03-01", "t/old/", [], {"build_id": "20250301T110000-a"})

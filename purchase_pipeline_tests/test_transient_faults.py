@@ -88,7 +88,7 @@ def catalog(moto_server: Moto) -> GlueCatalog:
 
 TABLE = Table(
     "purchases",
-    [Column("purchase_id", "varchar"), Column("dt", "date")],
+    [Column("purchase_id", "string"), Column("dt", "date")],
     "dt",
     "parquet",
     "tables/p/",

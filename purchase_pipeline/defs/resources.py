@@ -6,10 +6,9 @@ the code location (the UI, tests) never needs credentials.
 
 from typing import Any
 
-from purchase_pipeline.resources.athena_engine import AthenaEngine
 from purchase_pipeline.resources.catalog import LocalCatalog
 from purchase_pipeline.resources.crawler import LocalCrawler
-from purchase_pipeline.resources.engine import DuckDBEngine
+from purchase_pipeline.resources.engine import AwsEngine, DuckDBEngine
 from purchase_pipeline.resources.firehose import AwsFirehose
 from purchase_pipeline.resources.glue_catalog import GlueCatalog
 from purchase_pipeline.resources.glue_crawler import GlueCrawler
@@ -37,7 +36,7 @@ def target_resources(target: str | None = None) -> dict[str, Any]:
             "object_store": S3ObjectStore(),
             "catalog": GlueCatalog(),
             "crawler": GlueCrawler(),
-            "engine": AthenaEngine(),
+            "engine": AwsEngine(),
             "publisher": AwsFirehose(),
         }
     raise ValueError(f"PURCHASES_TARGET must be 'local' or 'aws', got {target!r}")

@@ -28,7 +28,7 @@ from purchase_pipeline.settings import env, resolve_lake_dir
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str  # Athena type name: varchar, integer, bigint, double, boolean, date, timestamp
+    type: str  # Hive type name, as Glue stores it: string, int, bigint, double, date, ...
 
 
 @dataclass

@@ -30,7 +30,7 @@ _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INTEGER_TYPES = ("tinyint", "smallint", "int", "integer", "bigint")
 _NUMBER_TYPES = (*_INTEGER_TYPES, "float", "real", "double")
 _SIMPLE_TYPES = {
-    "VARCHAR": "varchar",
+    "VARCHAR": "string",
     "BIGINT": "bigint",
     "UBIGINT": "bigint",
     "DOUBLE": "double",
@@ -94,7 +94,7 @@ class LocalCrawler(Crawler):
         merged = merge_columns(
             table.columns if table else [],
             _infer_columns(store, sample[: self.sample_objects]),
-            [Column(key, "varchar") for key in RAW_PARTITION_KEYS],
+            [Column(key, "string") for key in RAW_PARTITION_KEYS],
         )
         json_fields = {
             **(table.properties.get("json_fields", {}) if table else {}),
@@ -169,15 +169,15 @@ def merge_columns(
     return merged
 
 
-def common_type(first: str, second: str, text_type: str) -> str:
+def common_type(first: str, second: str) -> str:
     """The type the values of both types can be read as, when one field was crawled with two:
-    the wider number for two numbers, else text (`text_type`: varchar, or Glue's string)."""
+    the wider number for two numbers, else text (Hive's `string`)."""
     if first == second:
         return first
     if first in _NUMBER_TYPES and second in _NUMBER_TYPES:
         both_integers = first in _INTEGER_TYPES and second in _INTEGER_TYPES
         return "bigint" if both_integers else "double"
-    return text_type
+    return "string"
 
 
 def _describe(con: duckdb.DuckDBPyConnection, path: str) -> list[tuple[str, str]]:
@@ -197,16 +197,16 @@ def _describe(con: duckdb.DuckDBPyConnection, path: str) -> list[tuple[str, str]
 
 
 def _infer_columns(store: ObjectStore, keys: list[str]) -> list[tuple[str, str]]:
-    """(field name, Athena type) of the top-level fields in `keys`."""
+    """(field name, Hive type) of the top-level fields in `keys`."""
     seen: dict[str, str] = {}
     con = duckdb.connect(":memory:")
     try:
         for key in keys:
             for name, duck_type in _describe(con, store.uri(key)):
-                athena_type = _SIMPLE_TYPES.get(duck_type, "varchar")
+                hive_type = _SIMPLE_TYPES.get(duck_type, "string")
                 # Mixed types across objects: keep what every value can be read as.
-                previous = seen.setdefault(name, athena_type)
-                seen[name] = common_type(previous, athena_type, "varchar")
+                previous = seen.setdefault(name, hive_type)
+                seen[name] = common_type(previous, hive_type)
     finally:
         con.close()
     return list(seen.items())

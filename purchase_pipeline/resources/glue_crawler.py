@@ -183,7 +183,7 @@ class GlueCrawler(Crawler, AwsConnection):
         for values in sorted(new):
             for column in new[values].get("StorageDescriptor", {}).get("Columns", []):
                 name, column_type = column["Name"], column["Type"]
-                fields[name] = common_type(fields.get(name, column_type), column_type, "string")
+                fields[name] = common_type(fields.get(name, column_type), column_type)
         # The crawler's table keeps the columns of its first crawl (LOG): it adds a field no
         # new hour brought, but its types are old and never override a column's.
         have = {c.name for c in raw.columns}

@@ -1,44 +1,45 @@
-"""Query engine: runs the Athena-dialect SQL files and writes table partitions.
+"""The embedded default engine: DuckDB runs the SQL files over a folder lake.
 
-`DuckDBEngine` is the embedded default. Each build opens its own in-memory DuckDB connection
-(no shared database file, so concurrent runs never lock each other out), exposes the inputs
-as views over exactly the files the catalog names, runs the transpiled SELECT, writes the
-result as zstd Parquet to a fresh location and then swaps the catalog partition to it.
+Each build opens its own in-memory DuckDB connection (no shared database file, so concurrent
+runs never lock each other out), exposes the inputs as views over exactly the files the
+catalog names, runs the transpiled SELECT, writes the result as zstd Parquet to a fresh
+location and then swaps the catalog partition to it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
 import duckdb
 import sqlglot
-from dagster import ConfigurableResource
 from pydantic import Field
-from sqlglot import exp
 
 from purchase_pipeline.identifiers import validate_identifier
-from purchase_pipeline.resources.catalog import (
-    Catalog,
-    Column,
-    Partition,
-    SupersededError,
-    Table,
+from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
+from purchase_pipeline.resources.engine.base import (
+    BuildResult,
+    LandingSource,
+    QueryEngine,
+    QueryEngineError,
+    QueryResult,
+    Source,
+    TableSource,
+    new_build_id,
+    parse_query,
+    partition_location,
+    swap_in,
 )
 from purchase_pipeline.resources.landing_objects import LINE_DELIMITER, unreadable_objects
 from purchase_pipeline.resources.object_store import LocalObjectStore, ObjectStore
 from purchase_pipeline.sql_render import (
     DUCKDB_MACROS,
     ParamValue,
-    bind,
     duckdb_variables,
-    is_statement,
     render,
     template,
 )
@@ -60,9 +61,10 @@ PARTITIONED_WRITE_FLUSH_ROWS = 50_000
 # The year/month/day/hour folders of a landing key: the raw table's partition columns.
 _HOUR_FOLDERS = r"(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]*$"
 
-_DUCKDB_TO_ATHENA = {
-    "VARCHAR": "varchar",
-    "INTEGER": "integer",
+# A result column's DuckDB type -> the Hive type the catalog records (base.HIVE_TYPES).
+_DUCKDB_TO_HIVE = {
+    "VARCHAR": "string",
+    "INTEGER": "int",
     "BIGINT": "bigint",
     "DOUBLE": "double",
     "BOOLEAN": "boolean",
@@ -71,172 +73,19 @@ _DUCKDB_TO_ATHENA = {
     "TIMESTAMP WITH TIME ZONE": "timestamp",
     "HUGEINT": "bigint",
 }
-_ATHENA_TO_DUCKDB = {
-    "varchar": "VARCHAR",
+# A catalog type -> DuckDB's. Catalogs written before the types were Hive's say `varchar`
+# and `integer`; they are read the same way.
+_HIVE_TO_DUCKDB = {
     "string": "VARCHAR",
-    "integer": "INTEGER",
+    "varchar": "VARCHAR",
     "int": "INTEGER",
+    "integer": "INTEGER",
     "bigint": "BIGINT",
     "double": "DOUBLE",
     "boolean": "BOOLEAN",
     "date": "DATE",
     "timestamp": "TIMESTAMP",
 }
-
-
-@dataclass(frozen=True)
-class LandingSource:
-    """Landing objects read as lines: exposed to SQL as (source_key, line).
-
-    `keys` are the objects (the local engine reads exactly these); `hours` are their arrival
-    hours (`YYYY-MM-DD-HH`), the partitions an engine that reads whole folders reads.
-    """
-
-    keys: list[str]
-    hours: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class TableSource:
-    """Some partitions of a catalog table (all of them when `partitions` is None)."""
-
-    table: str
-    partitions: list[str] | None = None
-
-
-Source = LandingSource | TableSource
-
-
-@dataclass
-class QueryResult:
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-    query_id: str
-    engine_ms: int
-    bytes_scanned: int | None = None
-
-
-@dataclass
-class BuildResult:
-    """What a partition build did, for the materialization's metadata."""
-
-    table: str
-    partition: str
-    location: str
-    rows: int
-    files: list[str]
-    bytes_written: int
-    query_id: str
-    engine_ms: int
-    sql: str
-    replaced_location: str | None = None
-    bytes_scanned: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class QueryEngineError(RuntimeError):
-    """A failed query; the message names the query id, the table and the partition."""
-
-
-class QueryEngine(ConfigurableResource):
-    """The query engine interface."""
-
-    def write_partition(
-        self,
-        store: ObjectStore,
-        catalog: Catalog,
-        table: str,
-        partition_key: str,
-        partition_value: str,
-        sql_name: str,
-        params: dict[str, ParamValue],
-        sources: dict[str, Source],
-        stats: dict[str, Any] | None = None,
-    ) -> BuildResult:
-        """Run `sql_name` into a fresh location and swap the catalog partition to it.
-
-        Every row goes to `partition_value`. `stats` are kept with the partition in the
-        catalog (e.g. objects and bytes read).
-        """
-        results = self.write_partitions(
-            store,
-            catalog,
-            table,
-            partition_key,
-            exp.Literal.string(partition_value).sql(dialect="athena"),
-            [partition_value],
-            sql_name,
-            params,
-            sources,
-            {partition_value: stats or {}},
-        )
-        return results[partition_value]
-
-    def write_partitions(
-        self,
-        store: ObjectStore,
-        catalog: Catalog,
-        table: str,
-        partition_key: str,
-        partition_expression: str,
-        partition_values: list[str],
-        sql_name: str,
-        params: dict[str, ParamValue],
-        sources: dict[str, Source],
-        stats: dict[str, dict[str, Any]] | None = None,
-    ) -> dict[str, BuildResult]:
-        """Run `sql_name` once and write each of `partition_values` to a fresh location.
-
-        `partition_expression` (Athena SQL over the query's columns) gives each row's
-        partition value; every value asked for is swapped in, with no rows if none had it.
-        """
-        raise NotImplementedError
-
-    def query(
-        self,
-        store: ObjectStore,
-        catalog: Catalog,
-        sql: str,
-        params: dict[str, ParamValue] | None = None,
-        sources: dict[str, Source] | None = None,
-        max_rows: int | None = None,
-    ) -> QueryResult:
-        raise NotImplementedError
-
-
-# What writes, anywhere in a query's tree: `SELECT ... INTO t` (which DuckDB would run as
-# CREATE TABLE AS) and a WITH clause holding INSERT, UPDATE, DELETE, CREATE ...
-_WRITES = (exp.Into, exp.DML, exp.DDL, exp.Drop, exp.Alter, exp.Command)
-
-
-def parse_query(sql: str, params: dict[str, ParamValue] | None = None) -> exp.Expression:
-    """One read-only query (SELECT, WITH, UNION ...) in Athena SQL, its parameters bound."""
-    try:
-        statements = [s for s in sqlglot.parse(sql, read="athena") if is_statement(s)]
-        if len(statements) != 1 or not isinstance(statements[0], exp.Query):
-            raise QueryEngineError("only one SELECT query can be run")
-        write = statements[0].find(*_WRITES)
-        if write is not None:
-            raise QueryEngineError(
-                f"only one SELECT query can be run, and it cannot write ({write.key.upper()})"
-            )
-        return bind(sql, params or {})
-    except sqlglot.errors.ParseError as exc:
-        raise QueryEngineError(f"SQL syntax error: {exc.errors[0]['description']}") from None
-    except sqlglot.errors.SqlglotError as exc:
-        raise QueryEngineError(f"SQL syntax error: {' '.join(str(exc).split())}") from None
-
-
-def new_build_id() -> str:
-    """A sortable, unique folder name for one build's output."""
-    # Microseconds first: build ids order builds by start time, which decides which of two
-    # builds of one partition wins (see catalog.check_not_superseded).
-    return f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
-
-
-def partition_location(table: str, partition_key: str, value: str, build_id: str) -> str:
-    safe_value = value.replace(":", "")
-    return f"tables/{validate_identifier(table)}/{partition_key}={safe_value}/{build_id}/"
 
 
 def _string(value: str) -> str:
@@ -368,7 +217,7 @@ class DuckDBEngine(QueryEngine):
             )
         else:
             columns = ", ".join(
-                f"CAST(NULL AS {_ATHENA_TO_DUCKDB[c.type]}) AS {validate_identifier(c.name)}"
+                f"CAST(NULL AS {_HIVE_TO_DUCKDB[c.type]}) AS {validate_identifier(c.name)}"
                 for c in table.columns
             )
             con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} WHERE FALSE")
@@ -395,7 +244,7 @@ class DuckDBEngine(QueryEngine):
             return
         paths = ", ".join(_string(store.uri(f)) for f in files)
         spec = ", ".join(
-            f"{_string(json_fields[c.name])}: {_string(_ATHENA_TO_DUCKDB.get(c.type, 'JSON'))}"
+            f"{_string(json_fields[c.name])}: {_string(_HIVE_TO_DUCKDB.get(c.type, 'JSON'))}"
             for c in data_columns
         )
         # Field names were checked against [A-Za-z_][A-Za-z0-9_]* by the crawler.
@@ -640,14 +489,12 @@ class DuckDBEngine(QueryEngine):
             raise QueryEngineError(f"cannot plan {sql_name}: {exc}") from None
         finally:
             con.close()
-        return [Column(name=c[0], type=_DUCKDB_TO_ATHENA.get(c[1], "varchar")) for c in described]
+        return [Column(name=c[0], type=_DUCKDB_TO_HIVE.get(c[1], "string")) for c in described]
 
     def _register_table(
         self, catalog: Catalog, table: str, partition_key: str, described: list[Any]
     ) -> None:
-        columns = [
-            Column(name=c[0], type=_DUCKDB_TO_ATHENA.get(c[1], "varchar")) for c in described
-        ]
+        columns = [Column(name=c[0], type=_DUCKDB_TO_HIVE.get(c[1], "string")) for c in described]
         existing = catalog.get_table(table)
         if existing is None or existing.columns != columns:
             catalog.put_table(
@@ -659,27 +506,6 @@ class DuckDBEngine(QueryEngine):
                     location=f"tables/{table}/",
                 )
             )
-
-
-def swap_in(
-    store: ObjectStore, catalog: Catalog, table: str, partition: Partition
-) -> tuple[str | None, str | None]:
-    """Point the catalog at a freshly built partition, then delete the files it replaced.
-
-    Returns (the replaced location, None), or (None, why) when a build that started later
-    is already in place: then this build's files are deleted and the newer data stays.
-    """
-    try:
-        previous = catalog.swap_partition(table, partition)
-    except SupersededError as exc:
-        log.warning("%s", exc)
-        store.delete_prefix(partition.location)
-        return None, str(exc)
-    # The old files go only after the catalog points at the new ones: a reader (or a crash)
-    # in between still finds a complete partition.
-    if previous is not None and previous.location and previous.location != partition.location:
-        store.delete_prefix(previous.location)
-    return (previous.location if previous else None), None
 
 
 def sweep_stale_builds(

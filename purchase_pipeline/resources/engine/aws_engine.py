@@ -1,11 +1,15 @@
-"""The query engine on Amazon Athena, through pyathena.
+"""The aws target's engine: the SQL files run on Athena, or on Trino over the same Glue and S3.
+
+One engine, two connections (athena_connection.py, the default; trino_connection.py when
+PURCHASES_TRINO_URL is set), both DB-API: the same rendered SQL, the same build and the same
+cleanup; where the two differ is the table in dialects.py.
 
 A partition build is one CTAS into a fresh, empty S3 location (Athena refuses a non-empty
 `external_location`), partitioned by the table's key, at most 100 partitions per statement.
 The staging table it creates is dropped (its files stay), each partition of the catalog table
-is swapped to its new folder, and the old folder is deleted. Throttling is retried with
-backoff by pyathena; a failed query is not retried and fails with Athena's message, the query
-id and the partition.
+is swapped to its new folder, and the old folder is deleted. Throttling is retried by the
+connection's client; a failed query is not retried and fails with the engine's message, the
+query id and the partition.
 """
 
 import datetime as dt
@@ -17,9 +21,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import sqlglot
-from pyathena import connect
-from pyathena.error import Error as AthenaError
-from pyathena.util import RetryConfig
 from pydantic import Field
 from sqlglot import exp
 
@@ -27,19 +28,15 @@ from purchase_pipeline.identifiers import (
     validate_identifier,
     validate_prefix,
     validate_s3_location,
+    validate_trino_url,
     validate_workgroup,
 )
 from purchase_pipeline.layout import hour_prefix, key_pattern, parse_landing_key
 from purchase_pipeline.resources.aws_connection import AwsConnection
-from purchase_pipeline.resources.catalog import (
-    Catalog,
-    Column,
-    Partition,
-    Table,
-)
-from purchase_pipeline.resources.engine import (
+from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
+from purchase_pipeline.resources.engine.athena_connection import AthenaConnection
+from purchase_pipeline.resources.engine.base import (
     BuildResult,
-    DuckDBEngine,
     LandingSource,
     QueryEngine,
     QueryEngineError,
@@ -50,27 +47,47 @@ from purchase_pipeline.resources.engine import (
     parse_query,
     swap_in,
 )
+from purchase_pipeline.resources.engine.dialects import Ran, StatementError
+from purchase_pipeline.resources.engine.duckdb_engine import DuckDBEngine
+from purchase_pipeline.resources.engine.trino_connection import TrinoConnection
 from purchase_pipeline.resources.object_store import ObjectStore, ObjectStoreError
 from purchase_pipeline.settings import athena_results_location, env, validate_bucket
 from purchase_pipeline.sql_render import ParamValue, bind, render, render_file
 
 LANDING_LINES_TABLE = "landing_text"  # the landing objects as they are, one row per line
 MAX_PARTITIONS_PER_STATEMENT = 100  # Athena's limit for CTAS and INSERT INTO
-# A landing build leaves out at most this many objects Athena cannot read, then fails: more
-# than that is a broken producer or prefix, not a corrupt object, and needs a person.
+# A landing build leaves out at most this many objects the engine cannot read, then fails:
+# more than that is a broken producer or prefix, not a corrupt object, and needs a person.
 MAX_UNREADABLE_OBJECTS = 10
+# Partition keys and the (Hive) type the catalog gives them.
+PARTITION_TYPES = {"dt": "date", "hour": "string"}
 
 log = logging.getLogger(__name__)
+
+Connection = AthenaConnection | TrinoConnection
+
+
+@dataclass(frozen=True)
+class Session:
+    """A connection and one cursor on it, for the statements of one build."""
+
+    connection: Connection
+    cursor: Any
+
+    def run(self, sql: str, what: str, max_rows: int | None = None) -> Ran:
+        """One statement, run to its end; a failure names the engine, the query id and what
+        the statement was for, with the engine's own message."""
+        try:
+            return self.connection.run(self.cursor, sql, max_rows)
+        except StatementError as exc:
+            raise QueryEngineError(
+                f"{self.connection.name} query {exc.query_id} ({what}) failed: {exc.message}"
+            ) from None
 
 
 def _athena_string(value: str) -> str:
     """An Athena string literal (quotes doubled)."""
     return exp.Literal.string(value).sql("athena")
-
-
-USD_PER_TB_SCANNED = 5.0
-# Partition keys and the type the catalog gives them.
-PARTITION_TYPES = {"dt": "date", "hour": "varchar"}
 
 
 @dataclass(frozen=True)
@@ -99,8 +116,9 @@ def pending_folder(table: str) -> str:
     return f"tables/{table}/_pending/"
 
 
-class AthenaEngine(QueryEngine, AwsConnection):
-    """Athena through pyathena. Credentials come from the default AWS chain only."""
+class AwsEngine(QueryEngine, AwsConnection):
+    """Athena through pyathena, or a Trino cluster when `trino_url` is set. Credentials for
+    S3, Glue and Athena come from the default AWS chain only."""
 
     database: str | None = Field(
         default=None, description="Glue database of the tables; default PURCHASES_DATABASE."
@@ -119,14 +137,33 @@ class AthenaEngine(QueryEngine, AwsConnection):
         "s3://<bucket>/athena-results/.",
     )
     poll_interval_seconds: float = Field(
-        default=1.0, description="How often pyathena polls a running query."
+        default=1.0, description="How often pyathena polls a running Athena query."
+    )
+    trino_url: str | None = Field(
+        default=None,
+        description=(
+            "Run the statements on this Trino coordinator instead of Athena, "
+            "http[s]://[user[:password]@]host[:port] (a password over https only); its "
+            "catalog `trino_catalog` must be this Glue Data Catalog. Default PURCHASES_TRINO_URL;"
+            " unset, Athena."
+        ),
+    )
+    trino_catalog: str | None = Field(
+        default=None,
+        description=(
+            "The Trino catalog that is the Glue Data Catalog (Hive connector); default "
+            "PURCHASES_TRINO_CATALOG or 'awsdatacatalog', the name Athena gives it."
+        ),
     )
     raw_prefix: str | None = Field(
         default=None, description="Landing prefix Firehose writes to; default PURCHASES_RAW_PREFIX."
     )
     throttle_attempts: int = Field(
         default=8,
-        description="Attempts on ThrottlingException/TooManyRequestsException, with backoff.",
+        description=(
+            "Attempts of a throttled statement, with backoff: Athena's ThrottlingException or "
+            "TooManyRequestsException, a Trino coordinator's HTTP 502, 503 or 504."
+        ),
     )
     stale_build_seconds: float = Field(
         default=3600.0,
@@ -146,38 +183,34 @@ class AthenaEngine(QueryEngine, AwsConnection):
     def bucket_name(self) -> str:
         return validate_bucket(self.bucket or env("PURCHASES_BUCKET"))
 
-    def _cursor(self) -> Any:
-        results = validate_s3_location(
-            self.results_location
-            or athena_results_location()
-            or f"s3://{self.bucket_name}/athena-results/"
-        )
-        return connect(
-            s3_staging_dir=results,
+    def connection(self) -> Connection:
+        """Athena, or Trino when a Trino URL is set: each setting checked before it is used."""
+        trino_url = self.trino_url or env("PURCHASES_TRINO_URL")
+        if trino_url:
+            return TrinoConnection(
+                url=validate_trino_url(trino_url),
+                catalog=validate_identifier(self.trino_catalog or env("PURCHASES_TRINO_CATALOG")),
+                database=self.database_name,
+                throttle_attempts=self.throttle_attempts,
+            )
+        return AthenaConnection(
             region_name=self.region_name,
-            work_group=validate_workgroup(self.workgroup or env("PURCHASES_ATHENA_WORKGROUP")),
-            schema_name=self.database_name,
+            results_location=validate_s3_location(
+                self.results_location
+                or athena_results_location()
+                or f"s3://{self.bucket_name}/athena-results/"
+            ),
+            workgroup=validate_workgroup(self.workgroup or env("PURCHASES_ATHENA_WORKGROUP")),
+            database=self.database_name,
             profile_name=self.profile_name,
-            poll_interval=self.poll_interval_seconds,
-            retry_config=RetryConfig(attempt=self.throttle_attempts),
-            **({"endpoint_url": self.endpoint_url} if self.endpoint_url else {}),
-        ).cursor()
+            endpoint_url=self.endpoint_url,
+            poll_interval_seconds=self.poll_interval_seconds,
+            throttle_attempts=self.throttle_attempts,
+        )
 
-    def _run(self, cursor: Any, sql: str, what: str) -> dict[str, Any]:
-        try:
-            cursor.execute(sql)
-        except AthenaError as exc:
-            raise QueryEngineError(
-                f"Athena query {cursor.query_id} ({what}) failed: {' '.join(str(exc).split())}"
-            ) from None
-        scanned = int(cursor.data_scanned_in_bytes or 0)
-        return {
-            "query_id": cursor.query_id,
-            "state": cursor.state,
-            "bytes_scanned": scanned,
-            "engine_ms": int(cursor.engine_execution_time_in_millis or 0),
-            "cost_usd": scanned / 1e12 * USD_PER_TB_SCANNED,
-        }
+    def session(self) -> Session:
+        connection = self.connection()
+        return Session(connection, connection.cursor())
 
     def _inputs(
         self,
@@ -226,7 +259,7 @@ class AthenaEngine(QueryEngine, AwsConnection):
             catalog.put_table(
                 Table(
                     LANDING_LINES_TABLE,
-                    [Column("line", "string"), Column("hour", "varchar")],
+                    [Column("line", "string"), Column("hour", "string")],
                     "hour",
                     "lines",
                     raw_prefix,
@@ -269,9 +302,10 @@ class AthenaEngine(QueryEngine, AwsConnection):
     def _unreadable_object(self, error: str, sources: dict[str, Source]) -> str | None:
         """The landing object a failed landing build could not read, if the error names one.
 
-        Athena fails a whole query on one object its text reader cannot read (a gzip stream
-        cut short, say) with a HIVE_CURSOR_ERROR or HIVE_BAD_DATA that names the object's
-        path. Only such data errors count: a split that S3 throttled is not the object's fault.
+        Athena and Trino fail a whole query on one object their text reader cannot read (a
+        gzip stream cut short, say) with a HIVE_CURSOR_ERROR or HIVE_BAD_DATA that names the
+        object's path. Only such data errors count: a split that S3 throttled is not the
+        object's fault.
         """
         if not any(isinstance(s, LandingSource) for s in sources.values()):
             return None
@@ -297,14 +331,9 @@ class AthenaEngine(QueryEngine, AwsConnection):
             sources = {t.name: TableSource(t.name) for t in catalog.list_tables()}
         parse_query(sql, params)  # one read-only query, or a clear error
         tables, subqueries = self._inputs(catalog, sources)
-        athena_sql = render(bind(sql, params or {}, tables, subqueries), "athena")
-        cursor = self._cursor()
-        stats = self._run(cursor, athena_sql, "query")
-        rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()
-        columns = [d[0] for d in cursor.description or []]
-        return QueryResult(
-            columns, list(rows), stats["query_id"], stats["engine_ms"], stats["bytes_scanned"]
-        )
+        sql_text = render(bind(sql, params or {}, tables, subqueries), "athena")
+        ran = self.session().run(sql_text, "query", max_rows)
+        return QueryResult(ran.columns, ran.rows, ran.query_id, ran.engine_ms, ran.bytes_scanned)
 
     def write_partitions(
         self,
@@ -349,7 +378,7 @@ class AthenaEngine(QueryEngine, AwsConnection):
     def _ensure_table(
         self, catalog: Catalog, table: str, partition_key: str, columns: list[Column]
     ) -> None:
-        key = Column(partition_key, PARTITION_TYPES.get(partition_key, "varchar"))
+        key = Column(partition_key, PARTITION_TYPES.get(partition_key, "string"))
         wanted = [c for c in columns if c.name != partition_key] + [key]
         existing = catalog.get_table(table)
         if existing is None or existing.columns != wanted:
@@ -376,33 +405,37 @@ class AthenaEngine(QueryEngine, AwsConnection):
             raise QueryEngineError(f"CTAS location {store.uri(location)} is not empty ({what})")
         staging = f"{table}__build_{build_id.replace('-', '_').lower()}"
         expression = sqlglot.parse_one(partition_expression, read="athena").sql("athena")
+        session = self.session()
+        properties = {
+            "format": "'PARQUET'",
+            **session.connection.dialect.ctas_properties,
+            "external_location": _athena_string(store.uri(location)),
+            "partitioned_by": f"ARRAY[{_athena_string(partition_key)}]",
+        }
         ctas = (
             f"CREATE TABLE {self.database_name}.{staging} WITH ("
-            f"format = 'PARQUET', write_compression = 'ZSTD', "
-            f"external_location = '{store.uri(location)}', "
-            f"partitioned_by = ARRAY['{partition_key}']) AS\n"
+            + ", ".join(f"{name} = {value}" for name, value in properties.items())
+            + ") AS\n"
             f"SELECT {', '.join(data_columns)}, CAST({expression} AS VARCHAR) AS {partition_key}\n"
             f"FROM (\n{select}\n) AS build"
         )
         # The marker lets the next build of the table clean up if this process is killed.
         pending = PendingBuild(table, build_id, staging, location, partition_key, values)
         store.put_object(pending.marker + "build.json", json.dumps(asdict(pending)).encode())
-        cursor = self._cursor()
         started = time.monotonic()
         # What a build that fails leaves must not outlive it: the staging table once the CTAS
         # created it, and the files of every partition the catalog does not point at (a CTAS
         # that fails may have written some). A swapped-in partition is the table's data.
         created = False
         try:
-            run = self._run(cursor, ctas, f"building {what}")
+            run = session.run(ctas, f"building {what}")
             created = True
-            counts = self._run(
-                cursor,
+            counts = session.run(
                 f"SELECT {partition_key}, count(*) FROM {self.database_name}.{staging} GROUP BY 1",
                 f"counting {what}",
             )
-            rows_by_value = {str(v): int(n) for v, n in cursor.fetchall()}
-            self._run(cursor, f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
+            rows_by_value = {str(v): int(n) for v, n in counts.rows}
+            session.run(f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
             created = False
             engine_ms = int((time.monotonic() - started) * 1000)
             results: dict[str, BuildResult] = {}
@@ -419,7 +452,7 @@ class AthenaEngine(QueryEngine, AwsConnection):
                         stats={
                             **stats.get(value, {}),
                             "rows": rows,
-                            "query_id": run["query_id"],
+                            "query_id": run.query_id,
                             "build_id": build_id,
                         },
                     ),
@@ -432,19 +465,20 @@ class AthenaEngine(QueryEngine, AwsConnection):
                     rows=rows,
                     files=[],
                     bytes_written=0,
-                    query_id=run["query_id"],
+                    query_id=run.query_id,
                     engine_ms=engine_ms,
                     sql=ctas,
                     replaced_location=replaced,
-                    bytes_scanned=run["bytes_scanned"] + counts["bytes_scanned"],
+                    bytes_scanned=run.bytes_scanned + counts.bytes_scanned,
                     extra={
-                        "state": run["state"],
-                        "cost_usd": run["cost_usd"] + counts["cost_usd"],
+                        "engine": session.connection.name,
+                        "state": run.state,
+                        "cost_usd": run.cost_usd + counts.cost_usd,
                         **state,
                     },
                 )
         except Exception:
-            if self._discard_build(store, catalog, cursor, pending, created, what):
+            if self._discard_build(store, catalog, session, pending, created, what):
                 store.delete_prefix(pending.marker)
             raise
         store.delete_prefix(pending.marker)
@@ -456,7 +490,7 @@ class AthenaEngine(QueryEngine, AwsConnection):
         build crashed."""
         cutoff = time.time() - self.stale_build_seconds
         swept: list[str] = []
-        cursor = None
+        session = None
         for info in store.list_objects(pending_folder(table)):
             if info.modified >= cutoff:
                 continue
@@ -469,9 +503,9 @@ class AthenaEngine(QueryEngine, AwsConnection):
             except (ValueError, TypeError) as exc:
                 log.warning("build marker %s is not readable, left as is: %s", info.key, exc)
                 continue
-            cursor = cursor or self._cursor()
+            session = session or self.session()
             what = f"{table}, a build killed before it finished ({info.key})"
-            if self._discard_build(store, catalog, cursor, pending, True, what):
+            if self._discard_build(store, catalog, session, pending, True, what):
                 store.delete_prefix(pending.marker)
                 swept.append(pending.location)
         if swept:
@@ -482,7 +516,7 @@ class AthenaEngine(QueryEngine, AwsConnection):
         self,
         store: ObjectStore,
         catalog: Catalog,
-        cursor: Any,
+        session: Session,
         pending: PendingBuild,
         drop_staging: bool,
         what: str,
@@ -493,9 +527,7 @@ class AthenaEngine(QueryEngine, AwsConnection):
         the build's marker stays for a later build to try again."""
         try:
             if drop_staging:
-                self._run(
-                    cursor, f"DROP TABLE IF EXISTS {self.database_name}.{pending.staging}", what
-                )
+                session.run(f"DROP TABLE IF EXISTS {self.database_name}.{pending.staging}", what)
             live = {
                 v
                 for v in pending.values
