@@ -194,7 +194,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                 throttle_attempts=self.throttle_attempts,
             )
         return AthenaConnection(
-            region_name=self.region_name,
+            region_name=self.resolved_region_name(),
             results_location=validate_s3_location(
                 self.results_location
                 or athena_results_location()
