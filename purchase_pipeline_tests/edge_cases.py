@@ -140,6 +140,18 @@ def edge_objects(raw_prefix: str, stream: str) -> list[tuple[str, bytes]]:
             landing_key(raw_prefix, stream, H + dt.timedelta(minutes=7), False, next(ids)),
             bytes(range(256)) * 4,  # a binary file under the prefix
         ),
+        # UTF-8, but holding what Athena and Trino read bytes that are not UTF-8 as (U+FFFD),
+        # or the bytes 00 01 02 03: unreadable on every engine alike.
+        (
+            landing_key(raw_prefix, stream, H + dt.timedelta(minutes=10), True, next(ids)),
+            gzip.compress(
+                (GOOD + "\n" + rec(purchaseId="fffd", title="caf\ufffd")).encode(), mtime=0
+            ),
+        ),
+        (
+            landing_key(raw_prefix, stream, H + dt.timedelta(minutes=11), False, next(ids)),
+            (GOOD + "\n" + '{"bookId": "B\x00\x01\x02\x03"}').encode(),
+        ),
         # A NUL byte is no JSON text: its line is malformed_json, whole; the next line is read.
         (
             landing_key(raw_prefix, stream, H + dt.timedelta(minutes=8), False, next(ids)),

@@ -24,8 +24,10 @@ Readings that docs/data-rules.md leaves open, and how this module settles them:
   allows a parser to); anywhere else it is not JSON whitespace, and the line it starts is
   `malformed_json`.
 * An object that cannot be read whole (a gzip stream cut short or corrupt, bytes that are not
-  UTF-8) is one `unreadable_object` rejection whose record is `UNREADABLE`: the pipeline
-  records its own description of the problem there, which the tests only check is present.
+  UTF-8, the replacement character U+FFFD that Athena and Trino read such bytes as, the bytes
+  00 01 02 03) is one `unreadable_object` rejection whose record is `UNREADABLE`: the
+  pipeline records its own description of the problem there, which the tests only check is
+  present.
 """
 
 from __future__ import annotations
@@ -352,6 +354,8 @@ def read_records(lake_bucket_dir: Path, raw_prefix: str) -> tuple[list[Record], 
             content = data.decode("utf-8").removeprefix("\ufeff")
         # gzip.BadGzipFile is an OSError; corrupt compressed data raises zlib.error.
         except (OSError, EOFError, zlib.error, UnicodeDecodeError):
+            content = "\ufffd"
+        if "\ufffd" in content or "\x00\x01\x02\x03" in content:
             records.append(Record(key, landing.arrival_hour, UNREADABLE, unreadable=True))
             continue
         for line in re.split("[\r\n]", content):

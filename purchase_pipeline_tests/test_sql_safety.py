@@ -483,9 +483,7 @@ def test_athena_reads_partitions_through_literals_only(lake: Lake) -> None:
     string (hour) or refuses what is not a date (dt): the query stays one filter on the key."""
     catalog = LocalCatalog()
     catalog.put_table(
-        Table(
-            "staged", [Column("x", "string"), Column("hour", "string")], "hour", "parquet", "t/"
-        )
+        Table("staged", [Column("x", "string"), Column("hour", "string")], "hour", "parquet", "t/")
     )
     catalog.put_table(
         Table("daily", [Column("x", "string"), Column("dt", "date")], "dt", "parquet", "d/")

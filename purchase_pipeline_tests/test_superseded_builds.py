@@ -17,9 +17,7 @@ HOUR = dt.datetime(2025, 3, 1, 5, tzinfo=dt.UTC)
 
 def test_the_catalog_refuses_an_older_build(lake: Lake) -> None:
     catalog = lake.resources["catalog"]
-    catalog.put_table(
-        Table("t", [Column("a", "int"), Column("dt", "date")], "dt", "parquet", "t/")
-    )
+    catalog.put_table(Table("t", [Column("a", "int"), Column("dt", "date")], "dt", "parquet", "t/"))
     newer = Partition("2025-03-01", "t/new/", [], {"build_id": "20250301T120000-b"})
     older = Partition("2025-03-01", "t/old/", [], {"build_id": "20250301T110000-a"})
     catalog.swap_partition("t", newer)

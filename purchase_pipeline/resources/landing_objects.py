@@ -1,4 +1,5 @@
-"""Which landing objects can be read whole, as UTF-8 lines, and which cannot.
+"""Which landing objects can be read whole, as UTF-8 lines, and which cannot (the local engine's
+check; the aws engine's is in its SQL, resources/engine/aws_engine.py).
 
 Why it exists: DuckDB reads the readable start of a truncated gzip stream without an error,
 and fails a whole batch of hours on one object that is not UTF-8. Either way records would be
@@ -22,6 +23,10 @@ from isal import isal_zlib
 # The column delimiter the local engine reads lines with: four bytes no JSON text holds
 # (JSON forbids raw control characters), so a NUL inside a line does not cut it short.
 LINE_DELIMITER = b"\x00\x01\x02\x03"
+# U+FFFD in UTF-8. Athena's and Trino's text readers replace bytes that are not UTF-8 with it as
+# they read, so there an object that held such bytes and one that holds U+FFFD look the same;
+# every engine takes both for text that is not UTF-8 (docs/data-rules.md).
+REPLACEMENT_CHARACTER = "\ufffd".encode()
 
 
 def unreadable_reason(key: str, body: bytes, utf8: bool = True) -> str | None:
@@ -44,6 +49,11 @@ def unreadable_reason(key: str, body: bytes, utf8: bool = True) -> str | None:
     # Looking for a NUL first is ten times faster than for the whole sequence.
     if b"\x00" in text and LINE_DELIMITER in text:
         return "holds the byte sequence 00 01 02 03, which no JSON text holds"
+    if REPLACEMENT_CHARACTER in text:
+        return (
+            "holds U+FFFD, the replacement character: bytes that were not UTF-8 (Athena and "
+            "Trino read them as it)"
+        )
     return None
 
 

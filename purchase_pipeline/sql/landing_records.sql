@@ -603,8 +603,19 @@ SELECT
         WHEN user_age < 65 THEN '55-64'
         ELSE '65+'
     END AS age_band,
+    -- Days, then the milliseconds of the day: Trino (Athena) adds at most 2^31 of a unit at a
+    -- time ("integer overflow"), and keeps the epoch literal's precision, so it has its
+    -- milliseconds (a timestamp(0) would drop them).
     CASE
         WHEN reason IS NULL
-            THEN date_add('millisecond', CAST(timestamp_ms AS BIGINT), TIMESTAMP '1970-01-01 00:00:00')
+            THEN date_add(
+                'millisecond',
+                CAST(timestamp_ms - floor(timestamp_ms / 86400000) * 86400000 AS BIGINT),
+                date_add(
+                    'day',
+                    CAST(floor(timestamp_ms / 86400000) AS BIGINT),
+                    TIMESTAMP '1970-01-01 00:00:00.000'
+                )
+            )
     END AS purchased_at
 FROM classified

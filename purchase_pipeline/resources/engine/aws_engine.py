@@ -59,6 +59,11 @@ MAX_PARTITIONS_PER_STATEMENT = 100  # Athena's limit for CTAS and INSERT INTO
 # A landing build leaves out at most this many objects the engine cannot read, then fails:
 # more than that is a broken producer or prefix, not a corrupt object, and needs a person.
 MAX_UNREADABLE_OBJECTS = 10
+# The `unreadable_object` record of an object whose lines are not all UTF-8 text.
+NOT_TEXT = (
+    "not UTF-8 text: a line holds U+FFFD, which Athena and Trino read bytes that are not UTF-8 "
+    "as, or the bytes 00 01 02 03"
+)
 # Partition keys and the (Hive) type the catalog gives them.
 PARTITION_TYPES = {"dt": "date", "hour": "string"}
 
@@ -281,7 +286,7 @@ class AwsEngine(QueryEngine, AwsConnection):
         layout = exp.Literal.string(
             f"^s3://{re.escape(self.bucket_name)}/" + key_pattern(raw_prefix)[1:]
         ).sql("athena")
-        # Objects Athena could not read are left out, each one `unreadable_object` row.
+        # Objects the engine could not read are left out, each one `unreadable_object` row.
         excluded = "".join(
             f""" AND "$path" <> {_athena_string(f"s3://{self.bucket_name}/{key}")}"""
             for key in unreadable
@@ -291,11 +296,22 @@ class AwsEngine(QueryEngine, AwsConnection):
             f"{_athena_string(reason)}"
             for key, reason in unreadable.items()
         )
+        # Athena's and Trino's text readers replace bytes that are not UTF-8 with U+FFFD as
+        # they read: an object with one such line is not UTF-8 text, one `unreadable_object`
+        # row, as on the local engine (landing_objects.py, which also refuses 00 01 02 03).
+        # A window over each object's lines, so the objects are read once.
         return sqlglot.parse_one(
-            f"""SELECT regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, line, """
-            "CAST(NULL AS VARCHAR) AS read_error "
+            "SELECT source_key, CASE WHEN is_text THEN line END AS line, "
+            f"CASE WHEN NOT is_text THEN {_athena_string(NOT_TEXT)} END AS read_error "
+            "FROM (SELECT "
+            """regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, line, """
+            "bool_and(strpos(line, chr(65533)) = 0 "
+            "AND strpos(line, chr(0) || chr(1) || chr(2) || chr(3)) = 0) "
+            """OVER (PARTITION BY "$path") AS is_text, """
+            """row_number() OVER (PARTITION BY "$path") AS line_no """
             f"FROM {self.database_name}.{LANDING_LINES_TABLE} "
-            f"""WHERE {in_hours} AND regexp_like("$path", {layout}){excluded}{recorded}""",
+            f"""WHERE {in_hours} AND regexp_like("$path", {layout}){excluded}) AS lines """
+            f"WHERE is_text OR line_no = 1{recorded}",
             read="athena",
         )
 
@@ -373,7 +389,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                 if key is None or key in unreadable or len(unreadable) >= MAX_UNREADABLE_OBJECTS:
                     raise
                 log.warning("landing object %s is unreadable_object: %s", key, exc)
-                unreadable[key] = f"Athena could not read it: {exc}"
+                unreadable[key] = f"{self.connection().name} could not read it: {exc}"
 
     def _ensure_table(
         self, catalog: Catalog, table: str, partition_key: str, columns: list[Column]

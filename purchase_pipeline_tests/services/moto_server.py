@@ -1,0 +1,98 @@
+"""moto's server over real HTTP on loopback, with the Glue calls Trino makes that moto lacks.
+
+Trino's Glue metastore calls Glue's column-statistics APIs (Get/Update/Delete
+ColumnStatisticsFor{Table,Partition}) on every partitioned write, even with statistics off;
+moto 5.2.5 answers them with HTTP 500, so a CTAS on stock moto fails. This wrapper answers
+them as Glue does for a table with no statistics (empty lists, no errors) and passes every
+other request to moto. Product code never knows: it talks to "AWS" at an endpoint.
+
+moto's backends are not safe under concurrent use and Trino calls Glue from many threads, so
+the wrapper serves one request at a time (a lock around moto; keep-alive still works).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+# What real Glue answers for a table or partition that has no column statistics.
+COLUMN_STATISTICS_ANSWERS: dict[str, dict[str, Any]] = {
+    "AWSGlue.GetColumnStatisticsForTable": {"ColumnStatisticsList": [], "Errors": []},
+    "AWSGlue.GetColumnStatisticsForPartition": {"ColumnStatisticsList": [], "Errors": []},
+    "AWSGlue.UpdateColumnStatisticsForTable": {"Errors": []},
+    "AWSGlue.UpdateColumnStatisticsForPartition": {"Errors": []},
+    "AWSGlue.DeleteColumnStatisticsForTable": {},
+    "AWSGlue.DeleteColumnStatisticsForPartition": {},
+}
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def with_column_statistics(app: WsgiApp) -> WsgiApp:
+    """`app` (moto) behind a lock, with Glue's column-statistics calls answered here."""
+    lock = threading.Lock()
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        answer = COLUMN_STATISTICS_ANSWERS.get(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if answer is not None:
+            body = json.dumps(answer).encode()
+            start_response(
+                "200 OK",
+                [
+                    ("Content-Type", "application/x-amz-json-1.1"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
+            return [body]
+        with lock:
+            return list(app(environ, start_response))
+
+    return wsgi
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MotoServer:
+    """moto (with the column-statistics answers) in a thread of this process."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> MotoServer:
+        # A line per request would bury a failing test's own output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        app = with_column_statistics(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
