@@ -654,7 +654,8 @@ class NothingEngine(QueryEngine):
         return QueryResult([], [], "nothing", 0)
 
 
-def test_checks_the_engine_did_not_run_are_warnings_not_passes(checked: Checked) -> None:
+def test_checks_the_engine_did_not_run_fail_with_error(checked: Checked) -> None:
+    """Nothing was checked, so nothing passes: an ERROR, which makes `materialize` exit 1."""
     store, catalog = checked.store, checked.catalog
     families = [
         (table_checks.landing_checks, ["2025-03-02-10:00"]),
@@ -668,5 +669,5 @@ def test_checks_the_engine_did_not_run_are_warnings_not_passes(checked: Checked)
         for by_key in outcomes.values():
             assert set(by_key) == set(keys)
             for outcome in by_key.values():
-                assert not outcome.passed and outcome.severity == WARN
+                assert not outcome.passed and outcome.severity == ERROR
                 assert outcome.description.startswith("Not evaluated")

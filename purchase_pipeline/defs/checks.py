@@ -275,15 +275,19 @@ def per_day(
 
 
 def not_evaluated(names: Sequence[str], keys: Sequence[str]) -> Outcomes:
+    """A check the engine gave no numbers for failed: the query asks for one row per
+    partition, so an engine that answers none ran nothing (moto's Athena, say), and a build
+    nobody could check must not pass for a good one."""
     return {
         name: {
             key: Outcome(
                 passed=False,
                 description=(
-                    "Not evaluated: the engine returned no result for this partition (an engine "
-                    "that runs nothing, such as moto, does that)."
+                    "Not evaluated: the engine returned no result for this partition, so "
+                    "nothing was checked (an engine that runs no SQL, such as moto's Athena, "
+                    "does that)."
                 ),
-                severity=WARN,
+                severity=ERROR,
             )
             for key in keys
         }
