@@ -14,8 +14,13 @@ import pytest
 import requests
 
 from purchase_pipeline.cli import main as cli_main
-from purchase_pipeline.defs.resources import target_resources
-from purchase_pipeline.settings import Settings
+from purchase_pipeline.resources.catalog import LocalCatalog
+from purchase_pipeline.resources.crawler import LocalCrawler
+from purchase_pipeline.resources.engine import AwsEngine, DuckDBEngine
+from purchase_pipeline.resources.glue_catalog import GlueCatalog
+from purchase_pipeline.resources.object_store import LocalObjectStore
+from purchase_pipeline.resources.s3_object_store import S3ObjectStore
+from purchase_pipeline.settings import DEFAULTS, Settings
 from purchase_pipeline.simulate import SimulationConfig, simulate
 from purchase_pipeline_tests.edge_cases import edge_objects
 from purchase_pipeline_tests.reference import Reference, build_reference
@@ -44,13 +49,41 @@ class Lake:
         return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
 
 
+def pinned_resources(settings: Settings) -> dict[str, Any]:
+    """The target's resources on exactly these settings, so a lake stays the lake it was made
+    for whatever the environment says later (two session lakes, one local, one on aws)."""
+    if settings.target == "local":
+        return {
+            "object_store": LocalObjectStore(
+                lake_dir=str(settings.lake_dir), bucket=settings.bucket
+            ),
+            "catalog": LocalCatalog(lake_dir=str(settings.lake_dir), database=settings.database),
+            "crawler": LocalCrawler(raw_prefix=settings.raw_prefix),
+            "engine": DuckDBEngine(),
+        }
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    return {
+        "object_store": S3ObjectStore(bucket=settings.bucket, endpoint_url=endpoint),
+        "catalog": GlueCatalog(
+            database=settings.database, bucket=settings.bucket, endpoint_url=endpoint
+        ),
+        "engine": AwsEngine(
+            database=settings.database,
+            bucket=settings.bucket,
+            endpoint_url=endpoint,
+            trino_url=settings.trino_url,
+            trino_catalog=settings.trino_catalog,
+        ),
+    }
+
+
 def _use_lake(root: Path) -> Lake:
     os.environ["PURCHASES_LAKE_DIR"] = str(root / "lake")
     os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
     os.environ.pop("PURCHASES_TARGET", None)
     (root / "dagster_home").mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env()
-    return Lake(root, settings, target_resources("local"))
+    return Lake(root, settings, pinned_resources(settings))
 
 
 @contextlib.contextmanager
@@ -178,6 +211,10 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+# Figures of the session's Trino, for the report's "trino" section.
+TRINO_FIGURES: list[str] = []
+
+
 @dataclass
 class Trino:
     url: str
@@ -205,10 +242,21 @@ def trino_server(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) ->
         FAKE_CREDENTIALS["AWS_REGION"],
     )
     start_seconds = server.start()
+    TRINO_FIGURES.append(
+        f"Trino {service.TRINO_VERSION}: "
+        + (
+            f"installed in {installed.seconds:.0f} s ({installed.downloaded_bytes / 1e6:,.0f} MB "
+            "downloaded), "
+            if installed.downloaded_bytes
+            else "installed already, "
+        )
+        + f"started in {start_seconds:.0f} s"
+    )
     try:
         yield Trino(
             server.url, moto_server, installed.downloaded_bytes, installed.seconds, start_seconds
         )
+        TRINO_FIGURES.append(f"Trino executed {server.statements():,} statements")
     finally:
         server.stop()
 
@@ -220,14 +268,15 @@ def assert_error_and_hint(err: str) -> None:
     assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), err
 
 
-def aws_names(root: Path) -> dict[str, str]:
-    """Settings for the aws target on fresh, unique names (tests share one moto server)."""
+def aws_names(root: Path, stream: str | None = None) -> dict[str, str]:
+    """Settings for the aws target on fresh, unique names (tests share one moto server); the
+    stream, which names the landing objects, may be given."""
     suffix = uuid.uuid4().hex[:10]
     return {
         "PURCHASES_TARGET": "aws",
         "PURCHASES_BUCKET": f"lake-{suffix}",
         "PURCHASES_DATABASE": f"db_{suffix}",
-        "PURCHASES_STREAM": f"stream-{suffix}",
+        "PURCHASES_STREAM": stream or f"stream-{suffix}",
         "DAGSTER_HOME": str(root / "dagster_home"),
     }
 
@@ -265,7 +314,8 @@ def built_on_trino(
     """The test data set of `built`, landed in moto's S3 under the same keys, and every asset
     of every day built through the CLI on the aws target with Trino as its engine."""
     root = tmp_path_factory.mktemp("built_on_trino")
-    names = aws_names(root)
+    # The default stream, as `built` has it: the same objects under the same keys.
+    names = aws_names(root, stream=DEFAULTS["PURCHASES_STREAM"])
     with restored_environ(
         **names,
         AWS_ENDPOINT_URL=trino_server.moto.endpoint_url,
@@ -274,7 +324,8 @@ def built_on_trino(
         (root / "dagster_home").mkdir()
         assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
         moto_crawls_at_once(trino_server.moto)
-        lake = Lake(root, Settings.from_env(), target_resources("aws"))
+        settings = Settings.from_env()
+        lake = Lake(root, settings, pinned_resources(settings))
         land_test_data(lake)
         code = cli_main(["materialize", "--start", str(FIRST_DAY), "--end", str(LAST_DAY)])
         assert code == 0
@@ -283,3 +334,21 @@ def built_on_trino(
         )
         yield Built(lake, build_reference(landed, lake.settings.raw_prefix))
 
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """What the Trino tests ran, at the end of the report: the rows compared engine against
+    engine, the statements Trino executed, and what its set-up cost."""
+    lines = []
+    for report in terminalreporter.getreports("passed"):
+        for name, value in report.user_properties:
+            if name == "parity":
+                rows = sum(value.values())
+                tables = ", ".join(f"{t} {n:,}" for t, n in value.items())
+                lines.append(
+                    f"parity DuckDB = Trino: {len(value)} tables, {rows:,} rows ({tables})"
+                )
+    lines += TRINO_FIGURES
+    if lines:
+        terminalreporter.section("trino")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -184,6 +184,9 @@ def write_config(etc: Path, data: Path, port: int, moto_endpoint: str, region: s
             "discovery.uri": f"http://127.0.0.1:{port}",
             "query.max-memory": "1GB",
             "query.max-memory-per-node": "1GB",
+            # Every statement of the session stays listed in system.runtime.queries (counted).
+            "query.max-history": 1_000_000,
+            "query.min-expire-age": "1d",
             "catalog.config-dir": str(etc / "catalog"),
         },
     )
@@ -263,6 +266,15 @@ class TrinoServer:
                 return b'"starting":false' in answer.read()
         except OSError:
             return False
+
+    def statements(self) -> int:
+        """How many statements this server has run (its system.runtime.queries), this one
+        left out."""
+        import trino
+
+        cursor = trino.dbapi.connect(host="127.0.0.1", port=self.port, user="tests").cursor()
+        cursor.execute("SELECT count(*) FROM system.runtime.queries")
+        return int(cursor.fetchall()[0][0]) - 1
 
     def _tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]

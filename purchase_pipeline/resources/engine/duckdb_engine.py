@@ -213,7 +213,10 @@ class DuckDBEngine(QueryEngine):
             # Partition folders look like Hive's (dt=...); the values are in the files.
             con.execute(
                 f"CREATE TEMP VIEW {name} AS "
-                f"SELECT * FROM read_parquet([{paths}], hive_partitioning=false)"
+                f"SELECT * FROM read_parquet([{paths}], hive_partitioning=false, "
+                # Partitions written before a column was added (landing_records' hour) read
+                # it as NULL instead of failing the query.
+                "union_by_name=true)"
             )
         else:
             columns = ", ".join(
@@ -332,8 +335,9 @@ class DuckDBEngine(QueryEngine):
         while True:
             try:
                 described, files_by_value, rows_by_file = self._copy_partitions(
-                    store, catalog, sources, sql_name, params, part, batch, partition_values, utf8
-                )
+                    store, catalog, sources, sql_name, params, partition_key, part, batch,
+                    partition_values, utf8,
+                )  # fmt: skip
                 break
             except duckdb.Error as exc:
                 store.delete_prefix(batch)
@@ -406,6 +410,7 @@ class DuckDBEngine(QueryEngine):
         sources: dict[str, Source],
         sql_name: str,
         params: dict[str, ParamValue],
+        partition_key: str,
         part: str,
         batch: str,
         partition_values: list[str],
@@ -414,7 +419,8 @@ class DuckDBEngine(QueryEngine):
         """Run the SQL file into one Parquet folder per partition value under `batch`.
 
         Returns the result's described columns, the files written per value, and the rows in
-        each file.
+        each file. A partition key the SQL does not select (landing_records' `hour`) is
+        written as a column of its own, so every table has its key as Athena and Trino show it.
         """
         con = self._connect()
         try:
@@ -423,10 +429,15 @@ class DuckDBEngine(QueryEngine):
             for statement in duckdb_variables(sql_name, params):
                 con.execute(statement)
             described = con.execute(f"DESCRIBE SELECT * FROM ({select})").fetchall()
+            key_column = ""
+            if partition_key not in {c[0] for c in described}:
+                key_column = f", CAST({part} AS VARCHAR) AS {validate_identifier(partition_key)}"
+                described.append((partition_key, "VARCHAR"))
             target = store.uri(batch)
             _ensure_parent(target + "x")
             con.execute(
-                f"COPY (SELECT *, CAST({part} AS VARCHAR) AS part FROM ({select}) AS build) "
+                f"COPY (SELECT *{key_column}, CAST({part} AS VARCHAR) AS part "
+                f"FROM ({select}) AS build) "
                 f"TO {_string(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part), "
                 "FILENAME_PATTERN 'data_{i}')"
             )
