@@ -17,6 +17,7 @@ import sqlglot
 from dagster import AssetKey, DagsterInstance
 
 from purchase_pipeline.cli import main as cli_main
+from purchase_pipeline.resources.engine.base import HIVE_TYPES
 from purchase_pipeline_tests.conftest import Moto, restored_environ
 
 # Firehose names objects by their arrival time, which is now: the day simulated is today.
@@ -102,6 +103,14 @@ def test_bootstrap_simulate_and_materialize_a_day_on_aws(
     for table in ("purchases", "purchases_rejected"):
         partitions = glue.get_partitions(DatabaseName=database, TableName=table)["Partitions"]
         assert [p["Values"] for p in partitions] == [[DAY]], table
+    # Every column is typed with Hive's names, as Athena and Trino's Hive connector read Glue
+    # tables (Trino refuses a `varchar` without a length).
+    types = {
+        (t["Name"], c["Name"]): c["Type"]
+        for t in glue.get_tables(DatabaseName=database)["TableList"]
+        for c in t["StorageDescriptor"]["Columns"] + t.get("PartitionKeys", [])
+    }
+    assert len(types) > 30 and set(types.values()) <= set(HIVE_TYPES), types
 
     # The landing asset found Firehose's objects in S3 and kept what it read with each hour.
     staged = glue.get_partitions(DatabaseName=database, TableName="landing_records")["Partitions"]

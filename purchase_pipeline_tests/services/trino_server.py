@@ -55,10 +55,10 @@ class TrinoUnavailable(RuntimeError):
     """Trino cannot run on this machine (no suitable JDK, no Maven): the reason to skip."""
 
 
-def java_home() -> Path:
-    """A JDK new enough for Trino: JAVA_HOME if it is one, else the newest in /usr/lib/jvm."""
+def java_home(jvm_dir: Path = Path("/usr/lib/jvm")) -> Path:
+    """A JDK new enough for Trino: JAVA_HOME if it is one, else the newest in `jvm_dir`."""
     candidates = [Path(os.environ["JAVA_HOME"])] if os.environ.get("JAVA_HOME") else []
-    candidates += sorted(Path("/usr/lib/jvm").glob("*"), reverse=True)
+    candidates += sorted(jvm_dir.glob("*"), reverse=True)
     for home in candidates:
         release = home / "release"
         found = release.is_file() and re.search(
@@ -68,7 +68,7 @@ def java_home() -> Path:
             return home
     raise TrinoUnavailable(
         f"Trino {TRINO_VERSION} needs Java {MIN_JAVA} or newer: none in JAVA_HOME or "
-        "/usr/lib/jvm (install a Temurin 25 JDK)"
+        f"{jvm_dir} (install a Temurin 25 JDK)"
     )
 
 
