@@ -307,6 +307,23 @@ def download_bucket(store: Any, prefix: str, folder: Path) -> Path:
     return folder
 
 
+@contextlib.contextmanager
+def bootstrapped_on_trino(trino: Trino, root: Path, stream: str | None = None) -> Iterator[Lake]:
+    """The aws target on fresh names with Trino as its engine, for the block: the environment
+    a user sets (moto's endpoint, the Trino URL), `bootstrap --create-bucket` run, moto's
+    crawls ending at once; the lake it made."""
+    with restored_environ(
+        **aws_names(root, stream),
+        AWS_ENDPOINT_URL=trino.moto.endpoint_url,
+        PURCHASES_TRINO_URL=trino.url,
+    ):
+        (root / "dagster_home").mkdir()
+        assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
+        moto_crawls_at_once(trino.moto)
+        settings = Settings.from_env()
+        yield Lake(root, settings, pinned_resources(settings))
+
+
 @pytest.fixture(scope="session")
 def built_on_trino(
     trino_server: Trino, tmp_path_factory: pytest.TempPathFactory
@@ -315,17 +332,7 @@ def built_on_trino(
     of every day built through the CLI on the aws target with Trino as its engine."""
     root = tmp_path_factory.mktemp("built_on_trino")
     # The default stream, as `built` has it: the same objects under the same keys.
-    names = aws_names(root, stream=DEFAULTS["PURCHASES_STREAM"])
-    with restored_environ(
-        **names,
-        AWS_ENDPOINT_URL=trino_server.moto.endpoint_url,
-        PURCHASES_TRINO_URL=trino_server.url,
-    ):
-        (root / "dagster_home").mkdir()
-        assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
-        moto_crawls_at_once(trino_server.moto)
-        settings = Settings.from_env()
-        lake = Lake(root, settings, pinned_resources(settings))
+    with bootstrapped_on_trino(trino_server, root, DEFAULTS["PURCHASES_STREAM"]) as lake:
         land_test_data(lake)
         code = cli_main(["materialize", "--start", str(FIRST_DAY), "--end", str(LAST_DAY)])
         assert code == 0

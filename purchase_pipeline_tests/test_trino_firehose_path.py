@@ -18,18 +18,8 @@ import pytest
 
 from purchase_pipeline.cli import main as cli_main
 from purchase_pipeline.layout import landing_key
-from purchase_pipeline.settings import Settings
 from purchase_pipeline.simulate import SimulationConfig, simulate
-from purchase_pipeline_tests.conftest import (
-    ROLES,
-    Lake,
-    Trino,
-    aws_names,
-    download_bucket,
-    moto_crawls_at_once,
-    pinned_resources,
-    restored_environ,
-)
+from purchase_pipeline_tests.conftest import Lake, Trino, bootstrapped_on_trino, download_bucket
 from purchase_pipeline_tests.reference import Reference, build_reference
 from purchase_pipeline_tests.reference_tables import (
     KPI_ORDER,
@@ -69,22 +59,14 @@ def firehose_lake(
     trino_server: Trino, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FirehoseLake]:
     root = tmp_path_factory.mktemp("firehose_on_trino")
-    with restored_environ(
-        **aws_names(root),
-        AWS_ENDPOINT_URL=trino_server.moto.endpoint_url,
-        PURCHASES_TRINO_URL=trino_server.url,
-    ):
-        (root / "dagster_home").mkdir()
-        assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
-        moto_crawls_at_once(trino_server.moto)
+    with bootstrapped_on_trino(trino_server, root) as lake:
         published = [
             "simulate", "--start", str(YESTERDAY), "--end", str(TODAY),
             "--events-per-day", "400", "--seed", "3",
             "--malformed-rate", "0.02", "--duplicate-rate", "0.05", "--missing-field-rate", "0.01",
         ]  # fmt: skip
         assert cli_main(published) == 0
-        settings = Settings.from_env()
-        lake = Lake(root, settings, pinned_resources(settings))
+        settings = lake.settings
         # What real Firehose writes with GZIP: `.gz` objects, in the hours the records arrived.
         objects, _ = simulate(
             SimulationConfig(

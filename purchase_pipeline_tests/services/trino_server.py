@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 import urllib.request
@@ -222,6 +223,25 @@ def write_config(etc: Path, data: Path, port: int, moto_endpoint: str, region: s
     )
 
 
+# Waits for the test process (argv[1]) to end, then stops Trino's process group (argv[2]);
+# ends early once the group is gone.
+_WATCHDOG = """
+import os, signal, sys, time
+parent, group = int(sys.argv[1]), int(sys.argv[2])
+while True:
+    time.sleep(1)
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        break
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        os.killpg(group, signal.SIGTERM)
+        break
+"""
+
+
 class TrinoServer:
     """One Trino node in the foreground of a child process (its own process group)."""
 
@@ -251,6 +271,12 @@ class TrinoServer:
                 env={**os.environ, "JAVA_HOME": str(java),
                      "PATH": f"{java / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"},
             )  # fmt: skip
+        # Should this process die without stopping it (SIGKILL, a CI timeout), the watchdog
+        # stops the server instead of leaving a JVM behind.
+        subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self._process.pid)],
+            start_new_session=True,
+        )
         while time.monotonic() - started < START_TIMEOUT_SECONDS:
             if self._process.poll() is not None:
                 raise RuntimeError(f"Trino exited with {self._process.returncode}: {self._tail()}")
