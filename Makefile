@@ -23,14 +23,14 @@ $(VENV)/.installed: requirements.lock pyproject.toml Makefile
 # Simulate the last $(DAYS) full UTC days, build every asset for them through Dagster
 # (recorded in $(DAGSTER_HOME), so `make dev` shows the runs), print the daily summary.
 run: install
-	mkdir -p "$(DAGSTER_HOME)"
 	$(BIN)/purchase-pipeline simulate --last-days $(DAYS) --events-per-day $(EVENTS_PER_DAY)
 	$(BIN)/purchase-pipeline materialize --last-days $(DAYS)
 	$(BIN)/purchase-pipeline sql "SELECT * FROM kpi_daily_summary ORDER BY dt"
 
+# The settings are checked and the instance created (under a lock, once) before `dagster dev`
+# starts its processes, which would otherwise race to create it.
 dev: install
-	mkdir -p "$(DAGSTER_HOME)"
-	test -f "$(DAGSTER_HOME)/dagster.yaml" || cp purchase_pipeline/dagster.yaml "$(DAGSTER_HOME)/"
+	$(BIN)/python -m purchase_pipeline.instance
 	$(BIN)/dagster dev -w workspace.yaml
 
 lint: install

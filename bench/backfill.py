@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
-import os
 import tempfile
 from typing import Any
 
@@ -49,13 +48,10 @@ def per_partition(
 ) -> tuple[float, int]:
     """The same jobs over the same partitions, one run per partition: seconds, runs. With
     `sample`, only that many landing-hour runs are made and the rest extrapolated (smoke)."""
-    from dagster import DagsterInstance
-
-    from purchase_pipeline.cli import install_instance_config
     from purchase_pipeline.definitions import build_definitions
+    from purchase_pipeline.instance import ready_instance
 
-    install_instance_config(os.environ["DAGSTER_HOME"])
-    instance = DagsterInstance.get()
+    instance = ready_instance()
     defs = build_definitions()
     days = (last - first).days + 1
     run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}

@@ -101,12 +101,12 @@ def in_process(config: Config, root: Path) -> tuple[list[float], bool]:
     """Seconds from landing to KPIs for each repeat, the chain driven in this process; and
     whether automation picks up a landing staged after the day's run finished but before its
     next tick (the probe)."""
-    from dagster import AssetKey, DagsterInstance, build_sensor_context
+    from dagster import AssetKey, build_sensor_context
     from dagster import evaluate_automation_conditions as evaluate
 
-    from purchase_pipeline.cli import install_instance_config
     from purchase_pipeline.definitions import build_definitions
     from purchase_pipeline.defs.sensors import firehose_landing_sensor
+    from purchase_pipeline.instance import ready_instance
 
     lake = Lake(root / "lake")
     home = root / "home"
@@ -114,8 +114,7 @@ def in_process(config: Config, root: Path) -> tuple[list[float], bool]:
     with environ(
         PURCHASES_TARGET="local", PURCHASES_LAKE_DIR=str(lake.root), DAGSTER_HOME=str(home)
     ):
-        install_instance_config(str(home))
-        instance = DagsterInstance.get()
+        instance = ready_instance()
         defs = build_definitions()
         store = lake.resources()["object_store"]
         quiet: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
@@ -297,12 +296,12 @@ def _wait_idle(home: Path, timeout: float) -> None:
 def with_dev(config: Config, root: Path) -> tuple[list[float], list[dict[str, Any]], str]:
     """Seconds from landing to KPIs for each repeat with `dagster dev` running, the runs of
     the last repeat, and how the sensor was switched on."""
-    from purchase_pipeline.cli import install_instance_config
+    from purchase_pipeline.instance import ready_instance
 
     lake = Lake(root / "lake")
     home = root / "home"
     home.mkdir(parents=True)
-    install_instance_config(str(home))
+    ready_instance(home)  # what `make dev` does before it starts `dagster dev`
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     dagster = Path(sys.executable).parent / "dagster"

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from purchase_pipeline.identifiers import parse_day
-from purchase_pipeline.settings import PROJECT_ROOT, Settings
+from purchase_pipeline.settings import Settings
 
 log = logging.getLogger("purchase_pipeline.cli")
 
@@ -141,7 +141,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from purchase_pipeline.defs.resources import target_resources
     from purchase_pipeline.simulate import SimulationConfig, counted_events
 
-    settings = Settings.from_env()
+    settings = Settings.from_env().check_paths()
     first, last = _day_range(args)
     rates = {name: getattr(args, name) for name in RATE_OPTIONS if getattr(args, name) is not None}
     config = SimulationConfig(
@@ -205,24 +205,9 @@ def _reporting(
 
 
 def _instance() -> Any:
-    from dagster import DagsterInstance
+    from purchase_pipeline.instance import ready_instance
 
-    home = os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home"))
-    os.makedirs(home, exist_ok=True)
-    install_instance_config(home)
-    return DagsterInstance.get()
-
-
-def install_instance_config(home: str) -> None:
-    """Copy the project's dagster.yaml (run queue limits) into a DAGSTER_HOME without one."""
-    import shutil
-    from importlib import resources
-
-    config = os.path.join(home, "dagster.yaml")
-    if not os.path.exists(config):
-        source = resources.files("purchase_pipeline").joinpath("dagster.yaml")
-        with resources.as_file(source) as path:
-            shutil.copyfile(path, config)
+    return ready_instance()
 
 
 def _run_range(
@@ -286,7 +271,7 @@ def _root_cause(error: Any) -> str:
 def cmd_materialize(args: argparse.Namespace) -> int:
     # Validated here, not only when the partitions module is first imported: a bad setting
     # is a one-line error before Dagster runs anything, in every call of this process.
-    Settings.from_env()
+    Settings.from_env().check_paths()
     from purchase_pipeline.defs.partitions import daily_partitions, hourly_partitions
 
     first, last = _day_range(args)
@@ -362,7 +347,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
     from purchase_pipeline.defs.resources import target_resources
     from purchase_pipeline.resources.engine import QueryEngineError
 
-    settings = Settings.from_env()
+    # `sql` only reads: a lake folder it cannot write is fine.
+    settings = Settings.from_env().check_paths(writable=False)
     resources = target_resources(settings.target)
     try:
         result = resources["engine"].query(
@@ -390,7 +376,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
     from purchase_pipeline.bootstrap import BootstrapConfig, BootstrapError, policy_json, run
 
-    settings = Settings.from_env()
+    settings = Settings.from_env().check_paths()
     config = BootstrapConfig(
         create_bucket=args.create_bucket,
         firehose_role_arn=args.firehose_role_arn or os.environ.get("PURCHASES_FIREHOSE_ROLE_ARN"),

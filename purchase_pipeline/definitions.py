@@ -14,10 +14,14 @@ from purchase_pipeline.defs.resources import target_resources
 from purchase_pipeline.defs.schedules import fresh_days_schedule, settled_days_schedule
 from purchase_pipeline.defs.sensors import firehose_landing_sensor
 from purchase_pipeline.defs.warehouse import purchases, purchases_rejected
+from purchase_pipeline.settings import Settings
 
 
 def build_definitions(target: str | None = None) -> Definitions:
-    """The Definitions with the resources of `target` (default: PURCHASES_TARGET now)."""
+    """The Definitions with the resources of `target` (default: PURCHASES_TARGET now). The
+    settings' folders are checked first: a lake folder that is a file is one clear error when
+    the code location loads, not stack traces in its first run."""
+    Settings.from_env().check_paths()
     return Definitions(
         assets=[
             firehose_stream,

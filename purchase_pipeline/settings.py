@@ -79,6 +79,14 @@ class Settings:
     trino_url: str | None = None  # None: the aws target runs on Athena
     trino_catalog: str = "awsdatacatalog"
 
+    def check_paths(self, writable: bool = True) -> Settings:
+        """The folders the settings name, checked before anything uses them: the lake folder
+        (local target) and DAGSTER_HOME; `writable=False` for a command that only reads."""
+        if self.target == "local":
+            check_folder("PURCHASES_LAKE_DIR", self.lake_dir, writable)
+        check_dagster_home(os.environ.get("DAGSTER_HOME") or str(PROJECT_ROOT / ".dagster_home"))
+        return self
+
     @property
     def crawl_database(self) -> str:
         return crawl_database_name(self.database)
@@ -109,6 +117,34 @@ class Settings:
             trino_url=_checked("PURCHASES_TRINO_URL", _optional_trino_url),
             trino_catalog=_checked("PURCHASES_TRINO_CATALOG", validate_identifier),
         )
+
+
+def check_folder(setting: str, path: Path, writable: bool = True) -> Path:
+    """A folder a setting names: one that exists, or whose parent does (it is made on first
+    use), readable and, if `writable`, writable. Anything else is one line naming the setting.
+    A parent is not made: a missing one is more often a typo than a wish."""
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"{setting}: {path} is a file, not a folder")
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise ValueError(f"{setting}: {path} cannot be read")
+        if writable and not os.access(path, os.W_OK):
+            raise ValueError(f"{setting}: {path} is not writable")
+        return path
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is a file" if parent.exists() else "does not exist"
+        raise ValueError(f"{setting}: {path} cannot be created: its parent {parent} {what}")
+    if writable and not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{setting}: {path} cannot be created: {parent} is not writable")
+    return path
+
+
+def check_dagster_home(home: str) -> Path:
+    """DAGSTER_HOME as a folder Dagster can keep its instance in (see `check_folder`)."""
+    if not home.strip():
+        raise ValueError("DAGSTER_HOME: empty")
+    return check_folder("DAGSTER_HOME", Path(home).absolute())
 
 
 def crawler_name(stream: str) -> str:

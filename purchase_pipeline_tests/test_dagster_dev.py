@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from dagster import DagsterInstance
 
-from purchase_pipeline.cli import install_instance_config
 from purchase_pipeline.cli import main as cli_main
 from purchase_pipeline.definitions import build_definitions
+from purchase_pipeline.instance import ready_instance
 from purchase_pipeline_tests.conftest import restored_environ
 from purchase_pipeline_tests.dagster_dev import (
     DagsterDev,
@@ -130,7 +130,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
         os.environ.pop("PURCHASES_TARGET", None)
         simulate = ["simulate", "--start", DAYS[0], "--end", DAYS[-1], "--events-per-day", "200"]
         assert cli_main([*simulate, "--seed", "7"]) == 0
-        install_instance_config(str(home))  # what `make dev` does for a new DAGSTER_HOME
+        ready_instance(home)  # what `make dev` does first (python -m purchase_pipeline.instance)
         with dagster_dev(os.environ, root / "dagster_dev.log") as running:
             # While the server starts: the landing hours, into the same instance. The backfill
             # under test is the daily assets' (their roots read these hours).

@@ -133,7 +133,7 @@ def test_the_instance_limits_each_partition_to_one_run_at_a_time(tmp_path: objec
 
     from dagster import DagsterInstance
 
-    from purchase_pipeline.cli import install_instance_config
+    from purchase_pipeline.instance import install_instance_config
 
     home = str(tmp_path)
     install_instance_config(home)

@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from purchase_pipeline.cli import install_instance_config
 from purchase_pipeline.cli import main as cli_main
+from purchase_pipeline.instance import ready_instance
 from purchase_pipeline_tests.conftest import restored_environ
 from purchase_pipeline_tests.dagster_dev import REPO_ROOT, DagsterDev, dagster_dev
 from purchase_pipeline_tests.spec_assets import SPEC_GRAPH
@@ -162,7 +162,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
     with restored_environ(PURCHASES_LAKE_DIR=str(root / "lake"), DAGSTER_HOME=str(home)):
         os.environ.pop("PURCHASES_TARGET", None)
         assert cli_main(["simulate", "--start", DAY, "--end", DAY, "--events-per-day", "300"]) == 0
-        install_instance_config(str(home))
+        ready_instance(home)
         with dagster_dev(os.environ, root / "dagster_dev.log") as running:
             # The day is built while the server starts, into the same instance.
             assert cli_main(["materialize", "--start", DAY, "--end", DAY]) == 0
