@@ -7,7 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 DAYS ?= 7
 EVENTS_PER_DAY ?= 20000
 
-.PHONY: install run dev test test-ui screenshots lint bench lock clean aws-sandbox
+.PHONY: install run dev test postgres test-ui screenshots lint bench lock clean aws-sandbox
 
 install: $(VENV)/.installed
 
@@ -39,10 +39,17 @@ lint: install
 
 # pytest exits 5 when it collected no test; that is a failure here like any non-zero code.
 # The Trino tests install Trino into .trino/ the first time (Maven Central, about 450 MB) and
-# skip, saying why, where Java 24+ or Maven is missing; PURCHASES_REQUIRE_SERVICES=1 (CI)
-# makes that a failure.
-test: lint
+# skip, saying why, where Java 24+ or Maven is missing; the PostgreSQL tests skip where its
+# server is not installed. PURCHASES_REQUIRE_SERVICES=1 (CI) makes either skip a failure.
+test: lint postgres
 	$(BIN)/python -m pytest -q
+
+# Debian's PostgreSQL server for the deployment tests, installed (as root) where it is missing.
+# Where it cannot be, those tests skip and say why (a failure under PURCHASES_REQUIRE_SERVICES).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (export DEBIAN_FRONTEND=noninteractive; \
+		(apt-get update -q && apt-get install -y -q postgresql) >/dev/null 2>&1 \
+		|| echo "PostgreSQL could not be installed: its tests will be skipped")
 
 # The aws target's stand-ins on loopback (moto, and a real Trino over it): prints what to
 # export in another shell to run bootstrap, simulate, materialize and sql against them.

@@ -16,9 +16,10 @@ the same chain was made whole by the process that stamped the head (Dagster crea
 tables of the current schema, then stamps), so the older rows are dropped. Anything else is a
 one-line error that says what to do.
 
-For PostgreSQL storage (docs/deployment in the README) the same lock serialises the first
-start of the processes on one machine; Dagster's PostgreSQL storages take their own
-migration lock in the database.
+With PostgreSQL storage (DAGSTER_PG_URL; the README's deployment section) the lock still
+serialises the first start of the processes on one machine, and across machines Dagster's
+PostgreSQL storages create their tables in one transaction and retry when another process
+created them first.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import shutil
 import sqlite3
 from collections.abc import Iterator
 from importlib import resources
@@ -62,13 +62,29 @@ def _locked(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# Run, event log and schedule storage in PostgreSQL, for a deployment that several machines
+# or many processes share: where DAGSTER_PG_URL is set when a home is first made.
+POSTGRES_STORAGE = """\
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_PG_URL
+"""
+
+
 def install_instance_config(home: str | Path) -> None:
-    """Copy the project's dagster.yaml (run queue limits) into a DAGSTER_HOME without one."""
+    """Write the project's dagster.yaml (run queue limits) into a DAGSTER_HOME without one,
+    with PostgreSQL storage when DAGSTER_PG_URL is set (its SQLite files otherwise)."""
     config = Path(home) / "dagster.yaml"
-    if not config.exists():
-        source = resources.files("purchase_pipeline").joinpath("dagster.yaml")
-        with resources.as_file(source) as path:
-            shutil.copyfile(path, config)
+    if config.exists():
+        return
+    text = resources.files("purchase_pipeline").joinpath("dagster.yaml").read_text("utf-8")
+    if os.environ.get("DAGSTER_PG_URL"):
+        text = POSTGRES_STORAGE + text
+    # Written whole and renamed, so another process never reads half a file.
+    partial = config.with_name(f".dagster.yaml.{os.getpid()}")
+    partial.write_text(text, "utf-8")
+    partial.replace(config)
 
 
 def ready_instance(home: str | Path | None = None) -> Any:

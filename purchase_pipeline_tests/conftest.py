@@ -4,6 +4,8 @@ covering every case of docs/data-rules.md, built once per session through the re
 import contextlib
 import datetime as dt
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,8 +213,8 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-# Figures of the session's Trino, for the report's "trino" section.
-TRINO_FIGURES: list[str] = []
+# Figures of the session's services, for the report's "services" section.
+SERVICE_FIGURES: list[str] = []
 
 
 @dataclass
@@ -242,7 +244,7 @@ def trino_server(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) ->
         FAKE_CREDENTIALS["AWS_REGION"],
     )
     start_seconds = server.start()
-    TRINO_FIGURES.append(
+    SERVICE_FIGURES.append(
         f"Trino {service.TRINO_VERSION}: "
         + (
             f"installed in {installed.seconds:.0f} s ({installed.downloaded_bytes / 1e6:,.0f} MB "
@@ -256,7 +258,7 @@ def trino_server(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) ->
         yield Trino(
             server.url, moto_server, installed.downloaded_bytes, installed.seconds, start_seconds
         )
-        TRINO_FIGURES.append(f"Trino executed {server.statements():,} statements")
+        SERVICE_FIGURES.append(f"Trino executed {server.statements():,} statements")
     finally:
         server.stop()
 
@@ -266,6 +268,36 @@ def assert_error_and_hint(err: str) -> None:
     lines = err.splitlines()
     assert lines and lines[0].startswith("error: "), err
     assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("hint: ")), err
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A real PostgreSQL on loopback for the session (services/postgres_server.py), stopped at
+    the end, also after a failure."""
+    from purchase_pipeline_tests.services import postgres_server as service
+
+    workdir = Path(tempfile.mkdtemp(prefix="purchase-pipeline-pg-"))
+    try:
+        server = service.PostgresServer(workdir)
+    except service.PostgresUnavailable as exc:
+        shutil.rmtree(workdir)
+        unavailable(f"PostgreSQL cannot run here: {exc}")
+    seconds = server.start()
+    SERVICE_FIGURES.append(f"PostgreSQL {server.bin.parent.name}: started in {seconds:.1f} s")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def postgres_storage(server: Any) -> str:
+    """A new database on `server` for one Dagster instance: DAGSTER_PG_URL is set to it, so
+    the instance made next stores its runs, events and schedules there."""
+    url = server.create_database(f"dagster_{uuid.uuid4().hex[:10]}")
+    # SQLAlchemy's own default PostgreSQL driver is psycopg 3; dagster-postgres brings psycopg2.
+    os.environ["DAGSTER_PG_URL"] = url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    return os.environ["DAGSTER_PG_URL"]
 
 
 def aws_names(root: Path, stream: str | None = None) -> dict[str, str]:
@@ -343,8 +375,8 @@ def built_on_trino(
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """What the Trino tests ran, at the end of the report: the rows compared engine against
-    engine, the statements Trino executed, and what its set-up cost."""
+    """What the service tests ran, at the end of the report: the rows compared engine against
+    engine, the statements Trino executed, and what setting up each service cost."""
     lines = []
     for report in terminalreporter.getreports("passed"):
         for name, value in report.user_properties:
@@ -354,8 +386,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 lines.append(
                     f"parity DuckDB = Trino: {len(value)} tables, {rows:,} rows ({tables})"
                 )
-    lines += TRINO_FIGURES
+    lines += SERVICE_FIGURES
     if lines:
-        terminalreporter.section("trino")
+        terminalreporter.section("services")
         for line in lines:
             terminalreporter.write_line(line)

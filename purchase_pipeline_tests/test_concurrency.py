@@ -1,4 +1,5 @@
-"""Concurrent runs of different days share no database file and never block each other.
+"""Concurrent runs of different days share no database file and never block each other, on
+the default SQLite instance and on PostgreSQL storage (a deployment many processes share).
 
 Two real `purchase-pipeline materialize` processes build adjacent days at the same time on
 one lake and one Dagster home; both also rebuild the landing hours of the day between them,
@@ -12,11 +13,21 @@ import subprocess
 import sys
 from dataclasses import asdict
 
-from dagster import DagsterInstance
+import pytest
 
 from purchase_pipeline.cli import main as cli_main
-from purchase_pipeline_tests.conftest import Lake
+from purchase_pipeline.instance import ready_instance
+from purchase_pipeline_tests.conftest import Lake, postgres_storage
 from purchase_pipeline_tests.reference import build_reference
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def storage(request: pytest.FixtureRequest, lake: Lake) -> str:
+    """The Dagster instance's storage: its SQLite files, or a database of its own on the
+    session's PostgreSQL (DAGSTER_PG_URL, in the lake's environment)."""
+    if request.param == "postgres":
+        postgres_storage(request.getfixturevalue("postgres_server"))
+    return str(request.param)
 
 
 def _materialize_at_once(days: list[str]) -> None:
@@ -38,7 +49,7 @@ def _materialize_at_once(days: list[str]) -> None:
         assert "could not set lock" not in output.lower()
 
 
-def test_two_days_materialized_at_once_both_complete_correctly(lake: Lake) -> None:
+def test_two_days_materialized_at_once_both_complete_correctly(lake: Lake, storage: str) -> None:
     assert (
         cli_main(
             [
@@ -55,9 +66,9 @@ def test_two_days_materialized_at_once_both_complete_correctly(lake: Lake) -> No
         )
         == 0
     )
-    # The instance's storage is created once, as `make run` or `dagster dev` would; only then
+    # The instance's storage is created once, as `make run` or `make dev` would; only then
     # do the two runs start together.
-    DagsterInstance.get().dispose()
+    assert _uses(ready_instance(), storage)
     _materialize_at_once(["2025-03-01", "2025-03-02"])
 
     reference = build_reference(lake.bucket_dir, lake.settings.raw_prefix)
@@ -74,10 +85,12 @@ def test_two_days_materialized_at_once_both_complete_correctly(lake: Lake) -> No
     assert staged == reference.landed
 
 
-def test_one_day_materialized_twice_at_once_ends_with_one_whole_version(lake: Lake) -> None:
+def test_one_day_materialized_twice_at_once_ends_with_one_whole_version(
+    lake: Lake, storage: str
+) -> None:
     day = "2025-03-01"
     assert cli_main(["simulate", "--start", day, "--end", day, "--events-per-day", "600"]) == 0
-    DagsterInstance.get().dispose()
+    assert _uses(ready_instance(), storage)
     _materialize_at_once([day, day])
 
     reference = build_reference(lake.bucket_dir, lake.settings.raw_prefix)
@@ -95,3 +108,9 @@ def test_one_day_materialized_twice_at_once_ends_with_one_whole_version(lake: La
         folder = lake.bucket_dir / partition.location
         builds = [p for p in folder.parent.iterdir() if any(f.is_file() for f in p.rglob("*"))]
         assert builds == [folder.resolve()] or builds == [folder], (table, builds)
+
+
+def _uses(instance: object, storage: str) -> bool:
+    """Whether the instance keeps its runs in `storage`."""
+    name = type(instance.run_storage).__name__  # type: ignore[attr-defined]
+    return name.lower().startswith(storage)
