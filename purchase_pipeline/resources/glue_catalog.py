@@ -193,7 +193,12 @@ class GlueCatalog(Catalog, AwsConnection):
             if self.get_table(table.name) is None:
                 client.create_table(DatabaseName=self.database_name, TableInput=table_input)
             else:
-                client.update_table(DatabaseName=self.database_name, TableInput=table_input)
+                # A table the pipeline defines changes with its SQL file, whose history is in
+                # git: an archived Glue version of it serves nobody, and Glue keeps at most
+                # 100,000 a table (a schema change is the only reason to get here).
+                client.update_table(
+                    DatabaseName=self.database_name, TableInput=table_input, SkipArchive=True
+                )
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("CreateTable/UpdateTable", table.name, exc) from exc
 
@@ -269,7 +274,9 @@ class GlueCatalog(Catalog, AwsConnection):
 
     def update_columns(self, table: str, columns: list[Column]) -> None:
         """Set the data columns of an existing table; its partition keys, location, format and
-        parameters stay as Glue has them (for a table `put_table` cannot describe)."""
+        parameters stay as Glue has them (for a table `put_table` cannot describe). Glue archives
+        the version it replaces: for the crawler's raw table that is the only record of how the
+        data's schema drifted."""
         for column in columns:
             validate_identifier(column.name)
         glue = self._existing_glue_table(table)
