@@ -26,6 +26,7 @@ run: install
 	$(BIN)/purchase-pipeline simulate --last-days $(DAYS) --events-per-day $(EVENTS_PER_DAY)
 	$(BIN)/purchase-pipeline materialize --last-days $(DAYS)
 	$(BIN)/purchase-pipeline sql "SELECT * FROM kpi_daily_summary ORDER BY dt"
+	$(BIN)/purchase-pipeline doctor --quiet
 
 # The settings are checked and the instance created (under a lock, once) before `dagster dev`
 # starts its processes, which would otherwise race to create it.

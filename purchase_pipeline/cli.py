@@ -401,6 +401,37 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- doctor ---------------------------------------------------------------------------------
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from purchase_pipeline.defs.resources import target_resources
+    from purchase_pipeline.leftovers import TABLES, find_leftovers
+
+    settings = Settings.from_env().check_paths(writable=False)
+    resources = target_resources(settings.target)
+    store = resources["object_store"]
+    grace = resources["engine"].stale_build_seconds
+    now = time.time()
+    leftovers, looked_at = find_leftovers(store, resources["catalog"], grace, now)
+    if not leftovers:
+        if not args.quiet:
+            _out(f"{TABLES}: no leftovers ({looked_at} build folders looked at)")
+        return 0
+    total = sum(f.bytes for f in leftovers)
+    _out(
+        f"{TABLES}: {len(leftovers)} folders no catalog partition points at and no build has "
+        f"written for {grace / 3600:g} h, {total:,} bytes:"
+    )
+    for folder in leftovers:
+        _out(
+            f"  {store.uri(folder.folder)}  {folder.bytes:,} bytes in {folder.objects} objects, "
+            f"{folder.age_hours(now):.1f} h old"
+        )
+    _out("  (a crashed build's; the next build of its partition deletes it, or delete it by hand)")
+    return 1 if args.strict else 0
+
+
 # --- entry point ----------------------------------------------------------------------------
 
 
@@ -529,6 +560,21 @@ def build_parser() -> argparse.ArgumentParser:
         "iam-policy.json",
     )
     boot.set_defaults(func=cmd_bootstrap)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="list leftovers: folders under tables/ no catalog partition points at",
+        description="List the folders under tables/ that no catalog partition points at and "
+        "no running build owns (nothing written in them for the engine's stale_build_seconds), "
+        "with their bytes, on either target. Example: purchase-pipeline doctor",
+    )
+    doctor.add_argument(
+        "--quiet", action="store_true", help="print nothing when there is none, e.g. --quiet"
+    )
+    doctor.add_argument(
+        "--strict", action="store_true", help="exit 1 when there are leftovers, e.g. --strict"
+    )
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 
