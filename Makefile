@@ -43,7 +43,7 @@ lint: install
 # skip, saying why, where Java 24+ or Maven is missing; the PostgreSQL tests skip where its
 # server is not installed. PURCHASES_REQUIRE_SERVICES=1 (CI) makes either skip a failure.
 test: lint postgres
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12
 
 # Debian's PostgreSQL server for the deployment tests, installed (as root) where it is missing.
 # Where it cannot be, those tests skip and say why (a failure under PURCHASES_REQUIRE_SERVICES).

@@ -22,13 +22,18 @@ from purchase_pipeline_tests.conftest import Lake, Moto, restored_environ
 from purchase_pipeline_tests.test_athena_engine import PURCHASES
 
 DAY = "2025-03-01"
-OLD = time.time() - 2 * 3600  # older than the engines' stale_build_seconds (an hour)
+
+
+def _two_hours_ago() -> float:
+    """Older than the engines' stale_build_seconds (an hour)."""
+    return time.time() - 2 * 3600
 
 
 def _plant(lake: Lake, key: str, size: int, old: bool = True) -> None:
     lake.put(key, b"x" * size)
     if old:
-        os.utime(lake.bucket_dir / key, (OLD, OLD))
+        then = _two_hours_ago()
+        os.utime(lake.bucket_dir / key, (then, then))
 
 
 def test_doctor_lists_exactly_the_leftovers_of_the_local_lake(
@@ -37,8 +42,9 @@ def test_doctor_lists_exactly_the_leftovers_of_the_local_lake(
     assert cli_main(["simulate", "--start", DAY, "--end", DAY, "--events-per-day", "50"]) == 0
     assert cli_main(["materialize", "--start", DAY, "--end", DAY]) == 0
     # Everything a build made is live: nothing to list.
+    then = _two_hours_ago()
     for path in (lake.bucket_dir / "tables").rglob("*"):
-        os.utime(path, (OLD, OLD))
+        os.utime(path, (then, then))
     capsys.readouterr()
     assert cli_main(["doctor", "--strict"]) == 0
     assert capsys.readouterr().out == "tables/: no leftovers (" + capsys_count(lake) + ")\n"
