@@ -57,6 +57,20 @@ def parse_landing_key(key: str, raw_prefix: str) -> LandingKey | None:
     return LandingKey(key=key, arrival_hour=hour, gzip=key.endswith(".gz"))
 
 
+# The YYYY/MM/DD/HH folders just above an object's name: its arrival hour (a regular
+# expression that Python, RE2 and Java read alike).
+HOUR_FOLDERS = r"(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]*$"
+
+
+def arrival_hour(key: str) -> dt.datetime:
+    """The UTC hour of a landing key's hour folders (a key the engines read: in the layout)."""
+    match = re.search(HOUR_FOLDERS, key)
+    if match is None:
+        raise ValueError(f"landing key {key!r} has no YYYY/MM/DD/HH folders")
+    year, month, day, hour = (int(g) for g in match.groups())
+    return dt.datetime(year, month, day, hour, tzinfo=dt.UTC)
+
+
 def hour_prefix(raw_prefix: str, hour: dt.datetime) -> str:
     """The folder Firehose writes an hour's objects to."""
     return f"{raw_prefix}{hour:%Y/%m/%d/%H}/"

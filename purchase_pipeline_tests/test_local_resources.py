@@ -594,7 +594,7 @@ def test_the_utf8_rebuild_is_not_one_of_the_read_attempts(
     checked: list[bool] = []
 
     def flaky(self: Any, *args: Any) -> Any:
-        checked.append(args[-1])
+        checked.append(args[-2])  # utf8, before preview_rows
         if failures:
             raise failures.pop(0)
         return copy(self, *args)
@@ -622,7 +622,8 @@ def test_a_failing_query_keeps_the_previous_partition(
 
 
 class _FailAfterCopy:
-    """A DuckDB connection whose statements after the COPY fail, so the COPY's output exists."""
+    """A DuckDB connection that fails once the COPY has written its files: reading what the
+    COPY reports fails, and so does every statement after it."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self._con = con
@@ -634,7 +635,11 @@ class _FailAfterCopy:
         result = self._con.execute(sql, *args)
         if sql.startswith("COPY"):
             self.copied = True
+            return self
         return result
+
+    def fetchall(self) -> Any:
+        raise duckdb.IOException("disk went away")
 
     def close(self) -> None:
         self._con.close()

@@ -72,7 +72,7 @@ def test_daily_materializations_report_counts_location_and_preview(built: Built)
     purchases = _latest("warehouse/purchases", day)
     expected_rows = sum(1 for p in built.reference.purchases if p.dt == DAY)
     assert purchases["rows"] == expected_rows
-    assert purchases["duplicates_dropped"] == built.reference.duplicates_dropped.get(DAY, 0)
+    # The duplicates dropped are the accounting_identity check's (test_asset_checks.py).
     assert purchases["landing_hours_read"] == 48
     assert purchases["objects_read"] > 0 and purchases["landed_bytes_read"] > 0
     assert purchases["location"].startswith("tables/purchases/dt=2025-03-02/")

@@ -16,6 +16,7 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from purchase_pipeline.layout import arrival_hour
 from purchase_pipeline.sql_render import (
     DUCKDB_MACROS,
     SqlRenderError,
@@ -42,6 +43,18 @@ PARAMS: dict[str, dt.date | dt.datetime] = {
     "window_start": dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
     "window_end": dt.datetime(2025, 3, 3, tzinfo=dt.UTC),
 }
+
+
+def landing_lines(con: duckdb.DuckDBPyConnection, lines: list[str]) -> None:
+    """The landing_lines input of landing_records.sql: `lines` of the object KEY."""
+    con.execute(
+        "CREATE TABLE landing_lines "
+        "(source_key VARCHAR, arrival_hour TIMESTAMP, line VARCHAR, read_error VARCHAR)"
+    )
+    hour = arrival_hour(KEY).replace(tzinfo=None)
+    con.executemany(
+        "INSERT INTO landing_lines VALUES (?, ?, ?, NULL)", [[KEY, hour, x] for x in lines]
+    )
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -105,11 +118,7 @@ def test_the_rendered_files_run_on_duckdb_end_to_end() -> None:
         '{"bookId":"B3","userId":"U4","purchaseTimestamp":"1740805200"}',
         "not json",
     ]
-    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line VARCHAR, read_error VARCHAR)")
-    con.executemany(
-        "INSERT INTO landing_lines VALUES (?, ?, NULL)",
-        [[KEY, line] for line in lines],
-    )
+    landing_lines(con, lines)
     landing = render_file("landing_records", {}, "duckdb")
     con.execute(f"CREATE TABLE landing_records AS {landing}")
     window = {k: PARAMS[k] for k in ("dt", "window_start", "window_end")}
@@ -511,12 +520,11 @@ def test_equal_complex_lines_of_one_object_each_keep_their_records() -> None:
     """Lines that need steps 2 and 3 are numbered by their text; two equal ones in one
     object (Firehose retries) must still each give their own records, not one or a mix."""
     con = connect()
-    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line VARCHAR, read_error VARCHAR)")
     good = '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200}'
     broken = '{"bookId":"B2", "userId":'
     in_string = '{"bookId":"B}{3","userId":"U3","purchaseTimestamp":1740805200}'
     lines = [good + broken, in_string, good + broken, in_string, good]
-    con.executemany("INSERT INTO landing_lines VALUES (?, ?, NULL)", [[KEY, x] for x in lines])
+    landing_lines(con, lines)
     landing = render_file("landing_records", {}, "duckdb")
     got = sorted(
         con.execute(
@@ -532,16 +540,12 @@ def test_landing_records_classifies_non_finite_spellings_as_malformed() -> None:
     """docs/data-rules.md: JSON is strict RFC 8259, so `nan`/`inf` make a record malformed_json
     exactly like `NaN` does (today `nan` is accepted and `inf` is called bad_type)."""
     con = connect()
-    con.execute("CREATE TABLE landing_lines (source_key VARCHAR, line VARCHAR, read_error VARCHAR)")
     lines = [
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"userAge":NaN}',
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"userAge":nan}',
         '{"bookId":"B1","userId":"U1","purchaseTimestamp":inf}',
     ]
-    con.executemany(
-        "INSERT INTO landing_lines VALUES (?, ?, NULL)",
-        [[KEY, line] for line in lines],
-    )
+    landing_lines(con, lines)
     landing = render_file("landing_records", {}, "duckdb")
     got = con.execute(f"SELECT record, reason FROM ({landing}) ORDER BY record").fetchall()
     assert got == sorted((line, "malformed_json") for line in lines)

@@ -24,7 +24,7 @@ from purchase_pipeline.defs.automation import daily_tables_condition
 from purchase_pipeline.defs.checks import TableChecks, asset_check_specs, build_and_check
 from purchase_pipeline.defs.partitions import daily_partitions
 from purchase_pipeline.resources.catalog import Catalog
-from purchase_pipeline.resources.engine import BuildResult, QueryEngine, Source, TableSource
+from purchase_pipeline.resources.engine import BuildResult, QueryEngine, Source
 from purchase_pipeline.resources.object_store import ObjectStore
 
 # Where a daily table is built: Athena in the aws target, DuckDB locally; Parquet in both.
@@ -49,18 +49,14 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def preview(
-    engine: QueryEngine, store: ObjectStore, catalog: Catalog, table: str, value: str, rows: int = 5
-) -> MetadataValue:
-    """The first rows of a freshly built partition, as Markdown."""
-    result = engine.query(
-        store,
-        catalog,
-        f"SELECT * FROM {table}",
-        sources={table: TableSource(table, [value])},
-        max_rows=rows,
-    )
-    return MetadataValue.md(markdown_table(result.columns, result.rows))
+# Rows of a freshly built daily partition shown with its materialization.
+PREVIEW_ROWS = 10
+
+
+def preview(result: BuildResult) -> MetadataValue:
+    """The first rows of a freshly built partition, as Markdown (the build read them)."""
+    columns, rows = result.preview or ([], [])
+    return MetadataValue.md(markdown_table(columns, rows))
 
 
 def write_daily_table(
@@ -72,7 +68,7 @@ def write_daily_table(
     params: dict[str, Any],
     sources: dict[str, Source],
 ) -> BuildResult:
-    """Build partition `dt=key` of `table` from `sql/<table>.sql`."""
+    """Build partition `dt=key` of `table` from `sql/<table>.sql`, with a preview."""
     return engine.write_partition(
         store,
         catalog,
@@ -82,6 +78,7 @@ def write_daily_table(
         sql_name=table,
         params=params,
         sources=sources,
+        preview_rows=PREVIEW_ROWS,
     )
 
 

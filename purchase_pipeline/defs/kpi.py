@@ -40,7 +40,7 @@ def build_kpi_day(
         {"dt": day_of(key)},
         {"purchases": TableSource("purchases", [key])},
     )
-    return result, {"preview": preview(engine, store, catalog, table, key, rows=10)}
+    return result, {"preview": preview(result)}
 
 
 kpi_assets = [

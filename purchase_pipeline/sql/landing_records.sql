@@ -2,11 +2,12 @@
 -- classified by docs/data-rules.md. One row per record. `reason` is NULL for a record bound
 -- for `purchases` (before de-duplication), else the rejection reason.
 --
--- Input: landing_lines (source_key, line, read_error), the lines of landing objects of any
--- number of arrival hours, in any order. An object the engine cannot read whole (a truncated
--- gzip stream, bytes that are not UTF-8) is one row with no line and `read_error` saying why:
--- one `unreadable_object` record. A record's arrival hour is its object's key's
--- YYYY/MM/DD/HH folder.
+-- Input: landing_lines (source_key, arrival_hour, line, read_error), the lines of landing
+-- objects of any number of arrival hours, in any order. An object the engine cannot read
+-- whole (a truncated gzip stream, bytes that are not UTF-8) is one row with no line and
+-- `read_error` saying why: one `unreadable_object` record. `arrival_hour` is the timestamp of
+-- its object's key's YYYY/MM/DD/HH folders, which the engine works out once an object rather
+-- than once a line.
 --
 -- Splitting a line into records, fast for what Firehose writes and exact for the rest:
 -- 1. Cut the line at every '}{' (Firehose concatenates records with no delimiter). When every
@@ -28,9 +29,7 @@ WITH lines AS (
         source_key,
         line,
         read_error,
-        date_parse(
-            regexp_extract(source_key, '(\d{4}/\d{2}/\d{2}/\d{2})/[^/]+$', 1), '%Y/%m/%d/%H'
-        ) AS arrival_hour,
+        arrival_hour,
         CASE
             WHEN read_error IS NOT NULL THEN ARRAY[]
             WHEN strpos(line, '}{') = 0 THEN ARRAY[line]

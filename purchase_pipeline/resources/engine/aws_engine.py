@@ -31,7 +31,12 @@ from purchase_pipeline.identifiers import (
     validate_trino_url,
     validate_workgroup,
 )
-from purchase_pipeline.layout import hour_prefix, key_pattern, parse_landing_key
+from purchase_pipeline.layout import (
+    arrival_hour,
+    hour_prefix,
+    key_pattern,
+    parse_landing_key,
+)
 from purchase_pipeline.resources.aws_connection import AwsConnection
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
 from purchase_pipeline.resources.engine.athena_connection import AthenaConnection
@@ -292,7 +297,8 @@ class AwsEngine(QueryEngine, AwsConnection):
             for key in unreadable
         )
         recorded = "".join(
-            f" UNION ALL SELECT {_athena_string(key)}, CAST(NULL AS VARCHAR), "
+            f" UNION ALL SELECT {_athena_string(key)}, "
+            f"TIMESTAMP '{arrival_hour(key):%Y-%m-%d %H:00:00}', CAST(NULL AS VARCHAR), "
             f"{_athena_string(reason)}"
             for key, reason in unreadable.items()
         )
@@ -301,10 +307,14 @@ class AwsEngine(QueryEngine, AwsConnection):
         # row, as on the local engine (landing_objects.py, which also refuses 00 01 02 03).
         # A window over each object's lines, so the objects are read once.
         return sqlglot.parse_one(
-            "SELECT source_key, CASE WHEN is_text THEN line END AS line, "
+            "SELECT source_key, arrival_hour, CASE WHEN is_text THEN line END AS line, "
             f"CASE WHEN NOT is_text THEN {_athena_string(NOT_TEXT)} END AS read_error "
             "FROM (SELECT "
-            """regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, line, """
+            """regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, """
+            # The key's hour folders (layout.HOUR_FOLDERS) as its arrival hour.
+            """date_parse(regexp_replace("$path", """
+            r"""'^.*/(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]*$', '$1$2$3$4'), '%Y%m%d%H') """
+            "AS arrival_hour, line, "
             "bool_and(strpos(line, chr(65533)) = 0 "
             "AND strpos(line, chr(0) || chr(1) || chr(2) || chr(3)) = 0) "
             """OVER (PARTITION BY "$path") AS is_text, """
@@ -363,6 +373,7 @@ class AwsEngine(QueryEngine, AwsConnection):
         params: dict[str, ParamValue],
         sources: dict[str, Source],
         stats: dict[str, dict[str, Any]] | None = None,
+        preview_rows: int = 0,
     ) -> dict[str, BuildResult]:
         validate_identifier(table)
         validate_identifier(partition_key)
@@ -381,7 +392,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                     values = partition_values[start : start + MAX_PARTITIONS_PER_STATEMENT]
                     results |= self._build_batch(
                         store, catalog, table, partition_key, partition_expression, values,
-                        select, data_columns, stats or {},
+                        select, data_columns, stats or {}, preview_rows,
                     )  # fmt: skip
                 return results
             except QueryEngineError as exc:
@@ -411,6 +422,7 @@ class AwsEngine(QueryEngine, AwsConnection):
         select: str,
         data_columns: list[str],
         stats: dict[str, dict[str, Any]],
+        preview_rows: int = 0,
     ) -> dict[str, BuildResult]:
         build_id = new_build_id()
         location = f"tables/{table}/_builds/{build_id}/"
@@ -451,6 +463,14 @@ class AwsEngine(QueryEngine, AwsConnection):
                 f"counting {what}",
             )
             rows_by_value = {str(v): int(n) for v, n in counts.rows}
+            previews = {
+                value: session.run(
+                    f"SELECT * FROM {self.database_name}.{staging} "
+                    f"WHERE {partition_key} = {_athena_string(value)} LIMIT {int(preview_rows)}",
+                    f"previewing {what}",
+                )
+                for value in (values if preview_rows else [])
+            }
             session.run(f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
             created = False
             engine_ms = int((time.monotonic() - started) * 1000)
@@ -492,6 +512,9 @@ class AwsEngine(QueryEngine, AwsConnection):
                         "cost_usd": run.cost_usd + counts.cost_usd,
                         **state,
                     },
+                    preview=(previews[value].columns, previews[value].rows)
+                    if value in previews
+                    else None,
                 )
         except Exception:
             if self._discard_build(store, catalog, session, pending, created, what):

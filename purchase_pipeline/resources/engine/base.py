@@ -79,6 +79,8 @@ class BuildResult:
     replaced_location: str | None = None
     bytes_scanned: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The partition's first rows (columns, rows), when the build was asked for them.
+    preview: tuple[list[str], list[tuple[Any, ...]]] | None = None
 
 
 class QueryEngineError(RuntimeError):
@@ -99,11 +101,12 @@ class QueryEngine(ConfigurableResource):
         params: dict[str, ParamValue],
         sources: dict[str, Source],
         stats: dict[str, Any] | None = None,
+        preview_rows: int = 0,
     ) -> BuildResult:
         """Run `sql_name` into a fresh location and swap the catalog partition to it.
 
         Every row goes to `partition_value`. `stats` are kept with the partition in the
-        catalog (e.g. objects and bytes read).
+        catalog (e.g. objects and bytes read); `preview_rows` of its rows come back with it.
         """
         results = self.write_partitions(
             store,
@@ -116,6 +119,7 @@ class QueryEngine(ConfigurableResource):
             params,
             sources,
             {partition_value: stats or {}},
+            preview_rows=preview_rows,
         )
         return results[partition_value]
 
@@ -131,11 +135,14 @@ class QueryEngine(ConfigurableResource):
         params: dict[str, ParamValue],
         sources: dict[str, Source],
         stats: dict[str, dict[str, Any]] | None = None,
+        preview_rows: int = 0,
     ) -> dict[str, BuildResult]:
         """Run `sql_name` once and write each of `partition_values` to a fresh location.
 
         `partition_expression` (Athena SQL over the query's columns) gives each row's
         partition value; every value asked for is swapped in, with no rows if none had it.
+        With `preview_rows`, each result carries that many of its partition's rows, read
+        while the build still has them at hand (no query of its own).
         """
         raise NotImplementedError
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 import duckdb
 import sqlglot
 from pydantic import Field
 
 from purchase_pipeline.identifiers import validate_identifier
+from purchase_pipeline.layout import HOUR_FOLDERS, arrival_hour
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
 from purchase_pipeline.resources.engine.base import (
     BuildResult,
@@ -58,8 +60,6 @@ READ_BUFFER_BYTES = MAX_LINE_BYTES + 1024 * 1024
 # day build 0.5 s sooner (5.9 s against 6.4 s), in the same 48 files and row groups.
 PARTITIONED_WRITE_FLUSH_ROWS = 50_000
 
-# The year/month/day/hour folders of a landing key: the raw table's partition columns.
-_HOUR_FOLDERS = r"(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]*$"
 
 # A result column's DuckDB type -> the Hive type the catalog records (base.HIVE_TYPES).
 _DUCKDB_TO_HIVE = {
@@ -94,6 +94,18 @@ def _string(value: str) -> str:
     directly: a landing build quotes each of a day's objects three times (0.1 s through
     sqlglot for 807 objects)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+Preview = tuple[list[str], list[tuple[Any, ...]]]
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One Parquet file a build wrote, as DuckDB's writer reports it."""
+
+    key: str
+    rows: int
+    bytes: int
 
 
 class DuckDBEngine(QueryEngine):
@@ -156,13 +168,17 @@ class DuckDBEngine(QueryEngine):
             log.warning("landing object %s is unreadable_object: %s", key, reason)
         readable = [k for k in keys if k not in unreadable]
         parts = [
-            f"SELECT {_string(key)} AS source_key, CAST(NULL AS VARCHAR) AS line, "
-            f"{_string(reason)} AS read_error"
+            f"SELECT {_string(key)} AS source_key, {_hour(key)} AS arrival_hour, "
+            f"CAST(NULL AS VARCHAR) AS line, {_string(reason)} AS read_error"
             for key, reason in unreadable.items()
         ]
         if readable:
             paths = ", ".join(_string(store.uri(k)) for k in readable)
-            mapping = ", ".join(f"({_string(store.uri(k))}, {_string(k)})" for k in readable)
+            # Each object's key and arrival hour, once an object: worked out per line in SQL,
+            # the hour took a regular expression and a parse of the key for every line.
+            mapping = ", ".join(
+                f"({_string(store.uri(k))}, {_string(k)}, {_hour(k)})" for k in readable
+            )
             # The delimiter is four bytes no JSON text holds, so each line is one column,
             # even one with a NUL in it; quoting is off so every byte of the line is kept as
             # it landed. Non-strict mode with '\n' ends lines at every '\n' and '\r' (like
@@ -171,18 +187,20 @@ class DuckDBEngine(QueryEngine):
             # one thread (0.9 s against 0.5 s for a day), and the SQL numbers the few lines
             # that need it.
             parts.append(
-                "SELECT k.source_key, r.line, CAST(NULL AS VARCHAR) AS read_error "
+                "SELECT k.source_key, k.arrival_hour, r.line, CAST(NULL AS VARCHAR) AS read_error "
                 f"FROM read_csv([{paths}], columns={{'line': 'VARCHAR'}}, "
                 f"delim={' || '.join(f'chr({b})' for b in LINE_DELIMITER)}, quote='', escape='', "
                 "header=false, strict_mode=false, new_line='\\n', auto_detect=false, "
                 f"filename=true, max_line_size={MAX_LINE_BYTES}, "
                 f"buffer_size={READ_BUFFER_BYTES}) AS r "
-                f"JOIN (VALUES {mapping}) AS k(path, source_key) ON r.filename = k.path"
+                f"JOIN (VALUES {mapping}) AS k(path, source_key, arrival_hour) "
+                "ON r.filename = k.path"
             )
         if not parts:
             parts.append(
-                "SELECT CAST(NULL AS VARCHAR) AS source_key, CAST(NULL AS VARCHAR) AS line, "
-                "CAST(NULL AS VARCHAR) AS read_error WHERE FALSE"
+                "SELECT CAST(NULL AS VARCHAR) AS source_key, CAST(NULL AS TIMESTAMP) AS "
+                "arrival_hour, CAST(NULL AS VARCHAR) AS line, CAST(NULL AS VARCHAR) AS read_error "
+                "WHERE FALSE"
             )
         con.execute(f"CREATE TEMP VIEW {name} AS " + " UNION ALL ".join(parts))
 
@@ -257,7 +275,7 @@ class DuckDBEngine(QueryEngine):
         con.execute(
             f"CREATE TEMP VIEW {name} AS SELECT {select}, "
             + ", ".join(
-                f"regexp_extract(filename, {_string(_HOUR_FOLDERS)}, {i}) AS {column}"
+                f"regexp_extract(filename, {_string(HOUR_FOLDERS)}, {i}) AS {column}"
                 for i, column in enumerate(("year", "month", "day", "hour"), start=1)
             )
             + " "
@@ -311,6 +329,7 @@ class DuckDBEngine(QueryEngine):
         params: dict[str, ParamValue],
         sources: dict[str, Source],
         stats: dict[str, dict[str, Any]] | None = None,
+        preview_rows: int = 0,
     ) -> dict[str, BuildResult]:
         query_id = f"duckdb-{uuid.uuid4()}"
         build_id = new_build_id()
@@ -334,9 +353,9 @@ class DuckDBEngine(QueryEngine):
         utf8, attempt = False, 1
         while True:
             try:
-                described, files_by_value, rows_by_file = self._copy_partitions(
+                described, files_by_value, previews = self._copy_partitions(
                     store, catalog, sources, sql_name, params, partition_key, part, batch,
-                    partition_values, utf8,
+                    partition_values, utf8, preview_rows,
                 )  # fmt: skip
                 break
             except duckdb.Error as exc:
@@ -358,17 +377,16 @@ class DuckDBEngine(QueryEngine):
                 raise
         engine_ms = int((time.monotonic() - started) * 1000)
         self._register_table(catalog, table, partition_key, described)
-        sizes = {o.key: o.size for o in store.list_objects(batch)}
         sql = _with_parameters(template(sql_name, "athena")[0], params)
         results: dict[str, BuildResult] = {}
         for value in partition_values:
             staged = files_by_value.get(value, [])
             location = partition_location(table, partition_key, value, build_id)
-            rows = sum(int(rows_by_file[store.uri(f)]) for f in staged)
-            size = sum(sizes[f] for f in staged)
+            rows = sum(f.rows for f in staged)
+            size = sum(f.bytes for f in staged)
             if staged:
                 store.move_prefix(f"{batch}part={_quote(value)}/", location)
-            files = [location + f.rsplit("/", 1)[1] for f in staged]
+            files = [location + f.key.rsplit("/", 1)[1] for f in staged]
             replaced, superseded = swap_in(
                 store,
                 catalog,
@@ -398,6 +416,7 @@ class DuckDBEngine(QueryEngine):
                 sql=sql,
                 replaced_location=replaced,
                 extra={"state": "SUPERSEDED", "superseded": superseded} if superseded else {},
+                preview=previews.get(value, (_names(described), [])) if preview_rows else None,
             )
         store.delete_prefix(batch)
         log.info("built %s in %d ms", what, engine_ms)
@@ -415,12 +434,14 @@ class DuckDBEngine(QueryEngine):
         batch: str,
         partition_values: list[str],
         utf8: bool,
-    ) -> tuple[list[Any], dict[str, list[str]], dict[str, int]]:
+        preview_rows: int = 0,
+    ) -> tuple[list[Any], dict[str, list[WrittenFile]], dict[str, Preview]]:
         """Run the SQL file into one Parquet folder per partition value under `batch`.
 
-        Returns the result's described columns, the files written per value, and the rows in
-        each file. A partition key the SQL does not select (landing_records' `hour`) is
-        written as a column of its own, so every table has its key as Athena and Trino show it.
+        Returns the result's described columns, the files written for each value and
+        `preview_rows` rows of each (from its first file, while the connection is open). A
+        partition key the SQL does not select (landing_records' `hour`) is written as a column
+        of its own, so every table has its key as Athena and Trino show it.
         """
         con = self._connect()
         try:
@@ -435,39 +456,34 @@ class DuckDBEngine(QueryEngine):
                 described.append((partition_key, "VARCHAR"))
             target = store.uri(batch)
             _ensure_parent(target + "x")
-            con.execute(
+            # RETURN_STATS: each file written, its partition value, rows and bytes, from the
+            # writer itself (no listing, no second read of the footers).
+            written = con.execute(
                 f"COPY (SELECT *{key_column}, CAST({part} AS VARCHAR) AS part "
                 f"FROM ({select}) AS build) "
                 f"TO {_string(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part), "
-                "FILENAME_PATTERN 'data_{i}')"
-            )
-            files_by_value: dict[str, list[str]] = {}
-            for info in store.list_objects(batch):
-                folder = info.key[len(batch) :].split("/", 1)[0]
-                files_by_value.setdefault(_unquote(folder.removeprefix("part=")), []).append(
-                    info.key
+                "FILENAME_PATTERN 'data_{i}', RETURN_STATS true)"
+            ).fetchall()
+            files_by_value: dict[str, list[WrittenFile]] = {}
+            for filename, rows, size, _, _, keys in written:
+                key = batch + Path(filename).relative_to(target).as_posix()
+                files_by_value.setdefault(keys["part"], []).append(
+                    WrittenFile(key, int(rows), int(size))
                 )
             unexpected = set(files_by_value) - set(partition_values)
             if unexpected:
                 raise QueryEngineError(
                     f"produced rows for other partitions: {sorted(unexpected)[:5]}"
                 )
-            written = ", ".join(_string(store.uri(f)) for fs in files_by_value.values() for f in fs)
-            rows_by_file = (
-                dict(
-                    # From the footers, not by reading every row of what was just written.
-                    # The paths are literals: binding a Python parameter makes DuckDB import
-                    # pandas, 0.4 s in a process that has not yet.
-                    con.execute(
-                        "SELECT file_name, CAST(sum(row_group_num_rows) AS BIGINT) FROM ("
-                        "SELECT DISTINCT file_name, row_group_id, row_group_num_rows "
-                        f"FROM parquet_metadata([{written}])) AS row_groups GROUP BY file_name"
-                    ).fetchall()
+            previews: dict[str, Preview] = {}
+            for value, files in files_by_value.items() if preview_rows else ():
+                first = _string(store.uri(files[0].key))
+                cursor = con.execute(
+                    f"SELECT * FROM read_parquet({first}, hive_partitioning=false) "
+                    f"LIMIT {int(preview_rows)}"
                 )
-                if files_by_value
-                else {}
-            )
-            return described, files_by_value, rows_by_file
+                previews[value] = ([d[0] for d in cursor.description], cursor.fetchall())
+            return described, files_by_value, previews
         finally:
             con.close()
 
@@ -577,6 +593,15 @@ def _replaced_while_read(exc: duckdb.Error, attempt: int) -> bool:
     return True
 
 
+def _names(described: list[Any]) -> list[str]:
+    return [c[0] for c in described]
+
+
+def _hour(key: str) -> str:
+    """A landing key's arrival hour as a DuckDB timestamp literal."""
+    return f"TIMESTAMP '{arrival_hour(key):%Y-%m-%d %H:00:00}'"
+
+
 def _span(values: list[str]) -> str:
     return values[0] if len(values) == 1 else f"{values[0]}..{values[-1]} ({len(values)})"
 
@@ -584,10 +609,6 @@ def _span(values: list[str]) -> str:
 def _quote(value: str) -> str:
     """How DuckDB names a Hive partition folder for a value."""
     return quote(value, safe="-_.")
-
-
-def _unquote(folder_value: str) -> str:
-    return unquote(folder_value)
 
 
 def _with_parameters(sql: str, params: dict[str, ParamValue]) -> str:
