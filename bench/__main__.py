@@ -3,7 +3,7 @@ docs/benchmarks.md; `python -m bench --smoke` runs them all at tiny sizes (CI) a
 temporary file.
 
 Each section is its own module (throughput, incremental, memory, sensor, backfill, scan,
-freshness); they share bench/common.py (timing, medians, peak RSS, Markdown) and
+freshness, aws_cost); they share bench/common.py (timing, medians, peak RSS, Markdown) and
 bench/lakes.py (cached simulated lakes, the pipeline's code path for a day).
 
 Usage: python -m bench [--repeats 3] [--sections throughput,memory] [--output PATH]
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench import backfill, freshness, incremental, memory, scan, sensor, throughput
+from bench import aws_cost, backfill, freshness, incremental, memory, scan, sensor, throughput
 from bench.common import ROOT, Section, as_json, machine, render
 from bench.config import Config, quick, smoke
 from bench.lakes import DATA, say
@@ -38,6 +38,7 @@ SECTIONS: dict[str, Callable[[Config], Section]] = {
     "backfill": backfill.measure,
     "scan": scan.measure,
     "freshness": freshness.measure,
+    "aws": aws_cost.measure,
 }
 
 

@@ -40,6 +40,11 @@ class Config:
     freshness_warmup: bool = True  # one untimed landing first (cold caches, first runs)
     freshness_records: int = 100
     freshness_timeout: float = 300.0
+    # 8. aws: `aws_days` days of `aws_events` events in moto's S3, one day and then all of them
+    # built on the test suite's Trino
+    aws_days: int = 30
+    aws_events: int = 20_000
+    aws_backfill: bool = True  # smoke: the day's build only
 
 
 def smoke(config: Config) -> Config:
@@ -63,6 +68,9 @@ def smoke(config: Config) -> Config:
         freshness_warmup=False,
         freshness_records=20,
         freshness_timeout=60.0,
+        aws_days=2,
+        aws_events=300,
+        aws_backfill=False,
     )
 
 

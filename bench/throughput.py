@@ -9,12 +9,15 @@ them, a lower bound: the parts of a build that any plan keeping every data rule 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
+from bench import naive
 from bench.common import (
     ChildFailed,
     Section,
@@ -30,8 +33,13 @@ from bench.common import (
 from bench.config import Config
 from bench.lakes import DAY, Lake, LakeSpec, daily_summary, ensure, hour_keys, run_day, say
 
-FLOOR_TARGET = 1.5
-PEER_TARGET = 10.0
+# Issue 18's targets, all ratios measured in one run (these machines' speed varies by 1.6x
+# from day to day): the whole build against one plain scan and against the lower bound, the
+# landing step against its own bound parts, and the 5M day's time per event against the 1M's.
+FLOOR_TARGET = 10.0
+BOUND_TARGET = 1.3
+LANDING_TARGET = 1.5
+SCALING_TARGET = 1.1
 
 
 def floor_scan(files: list[str]) -> float:
@@ -106,6 +114,7 @@ def exact_rules_parts(lake: Lake, day: dt.date) -> dict[str, float]:
     files = [store.uri(f) for p in catalog.list_partitions(LANDING_RECORDS) for f in p.files]
     with tempfile.TemporaryDirectory() as folder:
         con = duckdb.connect()
+        con.execute("SET TimeZone='UTC'")
         con.execute("CREATE TABLE landing AS SELECT * FROM read_parquet(?)", [files])
         started = time.perf_counter()
         con.execute(
@@ -114,7 +123,67 @@ def exact_rules_parts(lake: Lake, day: dt.date) -> dict[str, float]:
         )
         times["one_file"] = time.perf_counter() - started
         con.close()
+        times |= plain_warehouse_and_kpis(files, day, Path(folder))
     return times
+
+
+# The steps after the landing, as a DuckDB user writes them over the staged landing rows: one
+# de-duplicating read that writes the day's purchases, then six group-bys over those. Plain
+# statements, not the pipeline's SQL, so the bound does not move with the code it judges; the
+# fastest plain de-duplication measured (DISTINCT ON: 0.79 s on the 1M day, against 1.05 s
+# for a row_number() window and 0.72 s for no de-duplication at all).
+PLAIN_PURCHASES = """
+COPY (
+    SELECT DISTINCT ON (purchase_id) * EXCLUDE (reason, record)
+    FROM read_parquet({files})
+    WHERE reason IS NULL AND dt = DATE '{day}'
+) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
+"""
+PLAIN_KPIS = {
+    "daily_summary": "SELECT count(*), count(DISTINCT user_id), count(DISTINCT book_id) FROM p",
+    "genre_daily": "SELECT genre, count(*), count(DISTINCT user_id) FROM p GROUP BY ALL",
+    "country_daily": "SELECT user_country, count(*), count(DISTINCT user_id) FROM p GROUP BY ALL",
+    "age_band_daily": "SELECT age_band, count(*), count(DISTINCT user_id) FROM p GROUP BY ALL",
+    "hourly_purchases": (
+        "SELECT hour(purchased_at), count(*), count(DISTINCT user_id) FROM p GROUP BY ALL"
+    ),
+    "top_books_daily": (
+        "SELECT book_id, count(*) AS n, mode(title), mode(author) FROM p GROUP BY ALL "
+        "ORDER BY n DESC, book_id LIMIT 10"
+    ),
+}
+
+
+def plain_warehouse_and_kpis(files: list[str], day: dt.date, folder: Path) -> dict[str, float]:
+    """Seconds of the plain de-duplicating write of the day's purchases and of the six KPI
+    group-bys over them, each timed alone, from the staged landing Parquet."""
+    out = folder / "purchases.parquet"
+    listed = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    times: dict[str, float] = {}
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    started = time.perf_counter()
+    con.execute(PLAIN_PURCHASES.format(files=listed, day=day.isoformat(), out=out))
+    times["plain_purchases"] = time.perf_counter() - started
+    con.execute(f"CREATE VIEW p AS SELECT * FROM read_parquet('{out}')")
+    kpis = 0.0
+    for sql in PLAIN_KPIS.values():
+        started = time.perf_counter()
+        con.execute(sql).fetchall()
+        kpis += time.perf_counter() - started
+    times["plain_kpis"] = kpis
+    con.close()
+    return times
+
+
+def bound_seconds(parts: dict[str, float]) -> float:
+    """The lower bound: the landing parts any exact build runs, then the plain steps."""
+    return parts["strict_pieces"] + parts["one_file"] + landing_free(parts)
+
+
+def landing_free(parts: dict[str, float]) -> float:
+    """The bound's steps after the landing: the plain purchases write and KPI group-bys."""
+    return parts["plain_purchases"] + parts["plain_kpis"]
 
 
 def measure(config: Config) -> Section:
@@ -138,6 +207,8 @@ def measure(config: Config) -> Section:
         ),
     )
     peer_peaks: dict[int, int] = {}
+    per_event: dict[int, float] = {}
+    wrong: dict[str, Any] = {}
     for events in config.throughput_events:
         lake = ensure(LakeSpec(DAY, 1, events), config.data_dir)
         paths = lake.landing_files()
@@ -160,12 +231,18 @@ def measure(config: Config) -> Section:
         floors: list[float] = []
         runs: list[dict[str, float]] = []
         bounds: list[dict[str, float]] = []
+        naives: list[float] = []
         peers: list[dict[str, float]] = []
         for repeat in range(config.repeats):
             say(f"throughput {events:,}: repeat {repeat + 1}/{config.repeats}")
             floors.append(floor_scan(files))
             runs.append(run_day(lake, DAY))
             bounds.append(exact_rules_parts(lake, DAY))
+            seconds, con = naive.run(files, DAY)
+            naives.append(seconds)
+            if repeat == 0 and events == config.throughput_events[0]:
+                wrong = naive.correctness(con, lake_reference(lake), DAY)
+            con.close()
             if repeat < peer_runs:
                 try:
                     child = run_child(
@@ -181,11 +258,14 @@ def measure(config: Config) -> Section:
         parts["after"] = parts["warehouse"] + parts["kpis"]
         vs_floor = paired_ratio(totals, floors)
         bound_parts = {k: median([b[k] for b in bounds]) for k in bounds[0]}
-        bound_totals = [
-            b["strict_pieces"] + b["one_file"] + r["warehouse"] + r["kpis"]
-            for b, r in zip(bounds, runs, strict=True)
-        ]
+        bound_totals = [bound_seconds(b) for b in bounds]
+        bound = median(bound_totals)
         bound_vs_floor = paired_ratio(bound_totals, floors)
+        vs_bound = paired_ratio(totals, bound_totals)
+        landing_vs_bound = paired_ratio(
+            [r["landing"] for r in runs], [b["strict_pieces"] + b["one_file"] for b in bounds]
+        )
+        per_event[events] = total / events
         tag = f"{events:,} events"
         section.figure(
             f"pipeline_events_per_s_{events}",
@@ -204,17 +284,31 @@ def measure(config: Config) -> Section:
             f"{tag}: pipeline time / floor time",
             vs_floor,
             fmt_ratio(vs_floor),
-            f"<= {FLOOR_TARGET}x",
+            f"<= {FLOOR_TARGET:g}x",
             vs_floor <= FLOOR_TARGET,
-            f"the landing step alone takes {fmt_seconds(parts['landing'])} s of the "
-            f"{fmt_seconds(total)} s ({parts['landing'] / floor:.1f}x the floor): it splits, "
-            "parses and classifies every record exactly (one bad record never loses its "
-            "object; NaN, trailing commas and repeated keys are refused), which the floor's "
-            "`read_json` does not; everything after it reads Parquet and costs "
-            f"{parts['after'] / floor:.1f}x the floor. So even a landing "
-            "step as fast as the floor would leave the whole build at "
-            f"{1 + parts['after'] / floor:.1f}x: the target cannot be met "
-            "by a build that also de-duplicates and writes the day's eight tables.",
+            "the floor's `read_json` reads the fields of well-formed lines and nothing else; the "
+            "pipeline cuts and strictly checks every line, classifies every record and writes "
+            "eight tables (the bound below: what that costs at the least).",
+        )
+        section.figure(
+            f"pipeline_vs_bound_{events}",
+            f"{tag}: pipeline time / lower bound under the data rules",
+            vs_bound,
+            fmt_ratio(vs_bound),
+            f"<= {BOUND_TARGET:g}x",
+            vs_bound <= BOUND_TARGET,
+            f"the landing step takes {fmt_seconds(parts['landing'])} s against its bound parts' "
+            f"{fmt_seconds(bound_parts['strict_pieces'] + bound_parts['one_file'])} s; the "
+            f"warehouse and KPI steps {fmt_seconds(parts['after'])} s against the plain "
+            f"statements' {fmt_seconds(landing_free(bound_parts))} s.",
+        )
+        section.figure(
+            f"landing_vs_bound_{events}",
+            f"{tag}: landing step / its bound parts (lines read, cut, checked; rows written)",
+            landing_vs_bound,
+            fmt_ratio(landing_vs_bound),
+            f"<= {LANDING_TARGET:g}x",
+            landing_vs_bound <= LANDING_TARGET,
         )
         section.figure(
             f"exact_rules_bound_vs_floor_{events}",
@@ -223,13 +317,13 @@ def measure(config: Config) -> Section:
             fmt_ratio(bound_vs_floor),
             reason=(
                 "parts any build that keeps every rule in SQL runs, each timed alone, DuckDB's "
-                "time only: every "
-                "line read and cut into pieces, each piece checked for a strict JSON object "
-                f"({fmt_seconds(bound_parts['strict_pieces'])} s; reading the lines alone "
-                f"{fmt_seconds(bound_parts['read_lines'])} s), the landing rows written to one "
-                f"Parquet file ({fmt_seconds(bound_parts['one_file'])} s), and the pipeline's "
-                "warehouse and KPI steps; before any field is read, record classified or hour "
-                "partition written."
+                "time only: every line read and cut into pieces, each piece checked for a "
+                f"strict JSON object ({fmt_seconds(bound_parts['strict_pieces'])} s; reading the "
+                f"lines alone {fmt_seconds(bound_parts['read_lines'])} s), the landing rows "
+                f"written to one Parquet file ({fmt_seconds(bound_parts['one_file'])} s), one "
+                "plain de-duplicating read that writes the day's purchases "
+                f"({fmt_seconds(bound_parts['plain_purchases'])} s) and six plain KPI "
+                f"group-bys over them ({fmt_seconds(bound_parts['plain_kpis'])} s)."
             ),
         )
         rows = [
@@ -238,7 +332,7 @@ def measure(config: Config) -> Section:
             ("&nbsp;&nbsp;landing hours (raw JSON read once, staged as Parquet)", 0.0, "landing"),
             ("&nbsp;&nbsp;purchases + purchases_rejected (from Parquet)", 0.0, "warehouse"),
             ("&nbsp;&nbsp;six KPI tables (from Parquet)", 0.0, "kpis"),
-            ("lower bound under the data rules (parts timed alone):", median(bound_totals), ""),
+            ("lower bound under the data rules (parts timed alone):", bound, ""),
             ("&nbsp;&nbsp;every line read as text", bound_parts["read_lines"], ""),
             (
                 "&nbsp;&nbsp;every line read, cut at `}{`, each piece checked strictly",
@@ -250,7 +344,12 @@ def measure(config: Config) -> Section:
                 bound_parts["one_file"],
                 "",
             ),
-            ("&nbsp;&nbsp;+ the pipeline's warehouse and KPI steps (above)", 0.0, "after"),
+            (
+                "&nbsp;&nbsp;plain DuckDB: de-duplicated purchases written",
+                bound_parts["plain_purchases"],
+                "",
+            ),
+            ("&nbsp;&nbsp;plain DuckDB: six KPI group-bys", bound_parts["plain_kpis"], ""),
         ]
         detail = []
         for label, seconds, part in rows:
@@ -279,16 +378,11 @@ def measure(config: Config) -> Section:
                 f"{tag}: peer time / pipeline time",
                 vs_peer,
                 fmt_ratio(vs_peer) + once,
-                f">= {PEER_TARGET:.0f}x",
-                vs_peer >= PEER_TARGET,
-                f"the peer took {fmt_seconds(parse)} s to read and parse the JSON (`json` "
-                f"module) and {fmt_seconds(peer - parse)} s for its DataFrame, cleaning, "
-                f"group-bys and Parquet; the pipeline {fmt_seconds(parts['landing'])} s for "
-                "its landing step (parse and classify every record, in SQL) and "
-                f"{fmt_seconds(parts['after'])} s for the warehouse and KPI tables. The landing "
-                "step "
-                f"alone is {parts['landing'] / peer:.0%} of the peer's whole time, so no "
-                "speed-up after it can reach 10x: that needs a landing step near the floor.",
+                reason=(
+                    f"the peer took {fmt_seconds(parse)} s to read and parse the JSON (`json` "
+                    f"module) and {fmt_seconds(peer - parse)} s for its DataFrame, cleaning, "
+                    "group-bys and Parquet."
+                ),
             )
             detail.append(
                 (
@@ -323,14 +417,74 @@ def measure(config: Config) -> Section:
                 f"{tag}: peer time / pipeline time",
                 None,
                 "not measured",
-                f">= {PEER_TARGET:.0f}x",
-                None,
-                peer_note,
+                reason=peer_note,
             )
             peer_line = peer_note
+        naive_time = median(naives)
+        section.figure(
+            f"naive_vs_pipeline_{events}",
+            f"{tag}: pipeline time / naive DuckDB peer time",
+            paired_ratio(totals, naives),
+            fmt_ratio(paired_ratio(totals, naives)),
+            reason="what keeping every data rule costs in time; what it buys: below.",
+        )
+        detail.append(
+            (
+                "naive peer: `read_json` defaults, de-duplicated by `purchaseId`, 6 KPIs",
+                fmt_seconds(naive_time),
+                f"{events / naive_time:,.0f}",
+                fmt_ratio(naive_time / floor),
+            )
+        )
         section.body += [
             f"### {tag} ({len(paths):,} objects, {fmt_bytes(size)})",
             table(["what", "seconds", "events/s", "vs floor"], detail, "lrrr"),
             peer_line,
         ]
+        if wrong and events == config.throughput_events[0]:
+            section.body += naive_report(wrong, tag)
+    sizes = sorted(per_event)
+    for small, big in itertools.pairwise(sizes):
+        scaling = per_event[big] / per_event[small]
+        section.figure(
+            f"per_event_{big}_vs_{small}",
+            f"time per event, {big:,} vs {small:,} events",
+            scaling,
+            fmt_ratio(scaling),
+            f"<= {SCALING_TARGET:g}x",
+            scaling <= SCALING_TARGET,
+        )
     return section
+
+
+def lake_reference(lake: Lake) -> Any:
+    """The plain-Python reference of the whole lake (the tests' oracle)."""
+    from purchase_pipeline.settings import env
+    from purchase_pipeline_tests.reference import build_reference
+
+    say("throughput: the plain-Python reference of the lake, for the naive peer's errors")
+    return build_reference(lake.bucket_dir, env("PURCHASES_RAW_PREFIX"))
+
+
+def naive_report(wrong: dict[str, Any], tag: str) -> list[str]:
+    """What the naive peer gets wrong, as Markdown."""
+    rejected = wrong["accepted_but_rejected"]
+    rows = [
+        ("purchases of the day (reference / naive)",
+         f"{wrong['reference_purchases']:,} / {wrong['naive_purchases']:,}"),
+        ("purchases lost: with a `purchaseId`", f"{wrong['lost_with_id']:,}"),
+        ("purchases lost: without one (all kept as one)", f"{wrong['lost_without_id']:,}"),
+        *(
+            (f"records accepted that the rules reject: `{reason}`", f"{n:,}")
+            for reason, n in rejected.items()
+        ),
+        *(
+            (f"`{t}` rows wrong (of the reference's)", f"{bad:,} of {n:,}")
+            for t, (bad, n) in wrong["kpi_rows_wrong"].items()
+        ),
+    ]  # fmt: skip
+    return [
+        f"What the naive peer gets wrong on the same lake ({tag}), against the plain-Python "
+        "reference:",
+        table(["", "count"], rows, "lr"),
+    ]
