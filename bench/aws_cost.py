@@ -18,17 +18,16 @@ import datetime as dt
 import os
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.common import Section, environ, fmt_bytes, fmt_ratio, table
 from bench.config import Config
 from bench.lakes import LakeSpec, ensure, hour_keys, say
+from purchase_pipeline_tests.services.statements import Recorder, Statement
 
 START = dt.date(2025, 7, 1)
 USD_PER_TB = 5.0
-ATHENA_MINIMUM_BYTES = 10 * 1000 * 1000
 LANDING_TARGET = 1.0
 REST_TARGET = 1.2
 CREDENTIALS = {
@@ -41,52 +40,6 @@ ROLES = [
     "--firehose-role-arn", "arn:aws:iam::123456789012:role/firehose",
     "--crawler-role-arn", "arn:aws:iam::123456789012:role/crawler",
 ]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Statement:
-    sql: str
-    bytes_read: int
-
-    @property
-    def reads_landing(self) -> bool:
-        return ".landing_text" in self.sql
-
-    @property
-    def billed(self) -> int:
-        """What Athena would bill: its DDL is free, a query 10 MB at least."""
-        query = self.sql.lstrip().upper().startswith(("SELECT", "WITH", "CREATE TABLE"))
-        return max(self.bytes_read, ATHENA_MINIMUM_BYTES) if query else 0
-
-
-class Recorder:
-    """Every statement the aws engine's Trino connection runs in this process, with its bytes."""
-
-    def __init__(self) -> None:
-        self.statements: list[Statement] = []
-
-    def __enter__(self) -> Recorder:
-        from purchase_pipeline.resources.engine.trino_connection import TrinoConnection
-
-        self._real = TrinoConnection.run
-        recorder = self
-
-        def run(connection: Any, cursor: Any, sql: str, max_rows: int | None = None) -> Any:
-            ran = recorder._real(connection, cursor, sql, max_rows)
-            recorder.statements.append(Statement(sql, ran.bytes_scanned))
-            return ran
-
-        TrinoConnection.run = run  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        from purchase_pipeline.resources.engine.trino_connection import TrinoConnection
-
-        TrinoConnection.run = self._real  # type: ignore[method-assign]
-
-    def take(self) -> list[Statement]:
-        taken, self.statements = self.statements, []
-        return taken
 
 
 def _prefix_bytes(store: Any, prefix: str) -> int:

@@ -168,8 +168,12 @@ def test_staging_landing_hours_reads_only_those_hours_and_layout_keys(aws: Aws) 
         partition = aws.catalog.get_partition("landing_text", hour)
         assert partition is not None
         assert partition.location == f"firehose/purchases/2025/03/02/{hour[-2:]}/"
-    (ctas,) = [q for q in aws.new_queries() if q.startswith("CREATE TABLE")]
-    tree = sqlglot.parse_one(ctas, read="athena")
+    queries = aws.new_queries()
+    ctases = [q for q in queries if q.startswith("CREATE TABLE")]
+    # One statement reads the objects: the CTAS of the first staged CTE (staged_ctes.py).
+    (reads_objects,) = [q for q in ctases if ".landing_text" in q]
+    assert reads_objects == ctases[0] and len(ctases) == 3
+    tree = sqlglot.parse_one(reads_objects, read="athena")
     where = " ".join(w.sql("athena") for w in tree.find_all(exp.Where))
     assert "hour IN ('2025-03-02-10', '2025-03-02-11')" in where
     (layout,) = [r.expression.name for r in tree.find_all(exp.RegexpLike) if r.this.name == "$path"]
@@ -177,8 +181,14 @@ def test_staging_landing_hours_reads_only_those_hours_and_layout_keys(aws: Aws) 
     assert re.match(layout, f"s3://{aws.bucket}/{good}")
     assert not re.match(layout, f"s3://{aws.bucket}/firehose/purchases/2025/03/02/10/README.txt")
     assert not re.match(layout, f"s3://other-bucket/{good}")
-    assert "partitioned_by = ARRAY['hour']" in ctas
-    assert "CAST(DATE_FORMAT(arrival_hour, '%Y-%m-%d-%H') AS VARCHAR) AS hour" in ctas
+    build = ctases[-1]
+    assert "partitioned_by = ARRAY['hour']" in build
+    assert "CAST(DATE_FORMAT(arrival_hour, '%Y-%m-%d-%H') AS VARCHAR) AS hour" in build
+    # The staged tables are dropped once the build is in.
+    dropped = [q for q in queries if q.startswith("DROP TABLE")]
+    assert [d for d in dropped if d.endswith(("_line_texts", "_complex_lines"))] == [
+        f"DROP TABLE IF EXISTS {c.split()[2]}" for c in ctases[:2]
+    ]
     assert aws.catalog.get_table("landing_records").partition_key == "hour"
 
 
@@ -295,7 +305,7 @@ def test_an_object_athena_cannot_read_is_left_out_and_recorded_and_the_hour_buil
         {"landing_lines": LandingSource(["unused by Athena"], hours=hours)},
     )  # fmt: skip
     assert sorted(results) == hours
-    ctas = [q for q in aws.new_queries() if q.startswith("CREATE TABLE")]
+    ctas = [q for q in aws.new_queries() if q.startswith("CREATE TABLE") and ".landing_text" in q]
     assert len(ctas) == 1  # moto saw only the second attempt; the first failed before it
     tree = sqlglot.parse_one(ctas[0], read="athena")
     assert f"\"$path\" <> 's3://{aws.bucket}/{bad}'" in tree.sql("athena")
@@ -333,7 +343,8 @@ def test_only_a_data_error_naming_a_landing_object_of_the_bucket_leaves_it_out(
             "date_format(arrival_hour, '%Y-%m-%d-%H')", ["2025-03-02-10"], "landing_records",
             {}, {"landing_lines": LandingSource(["unused"], hours=["2025-03-02-10"])},
         )  # fmt: skip
-    assert len(calls) == 1  # failed at once, nothing left out
+    # Failed at once, nothing left out (what follows is the clean-up's DROP of the stages).
+    assert len([c for c in calls if c.startswith("CREATE TABLE")]) == 1
 
 
 HOURS = ["2025-03-02-10", "2025-03-02-11", "2025-03-02-12"]

@@ -7,7 +7,9 @@ cleanup; where the two differ is the table in dialects.py.
 A partition build is one CTAS into a fresh, empty S3 location (Athena refuses a non-empty
 `external_location`), partitioned by the table's key, at most 100 partitions per statement.
 The staging table it creates is dropped (its files stay), each partition of the catalog table
-is swapped to its new folder, and the old folder is deleted. Throttling is retried by the
+is swapped to its new folder, and the old folder is deleted. The landing build first writes
+the CTEs its query reads at many places to tables of their own (staged_ctes.py), since Athena
+and Trino would read the landing objects again at each. Throttling is retried by the
 connection's client; a failed query is not retried and fails with the engine's message, the
 query id and the partition.
 """
@@ -17,7 +19,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sqlglot
@@ -54,6 +56,7 @@ from purchase_pipeline.resources.engine.base import (
 )
 from purchase_pipeline.resources.engine.dialects import Ran, StatementError
 from purchase_pipeline.resources.engine.duckdb_engine import DuckDBEngine
+from purchase_pipeline.resources.engine.staged_ctes import split_stages
 from purchase_pipeline.resources.engine.trino_connection import TrinoConnection
 from purchase_pipeline.resources.object_store import ObjectStore, ObjectStoreError
 from purchase_pipeline.settings import athena_results_location, env, validate_bucket
@@ -104,7 +107,9 @@ def _athena_string(value: str) -> str:
 class PendingBuild:
     """What a build may leave behind until it is swapped in or cleaned up: its staging Glue
     table and its CTAS folder, one `<partition_key>=<value>/` folder per value. Kept as a
-    marker, `tables/<table>/_pending/<build_id>/build.json`, while the build runs."""
+    marker, `tables/<table>/_pending/<build_id>/build.json`, while the build runs. `stages`
+    are the tables of CTEs written ahead of the build (staged_ctes.py), by name, with their
+    folders."""
 
     table: str
     build_id: str
@@ -112,6 +117,7 @@ class PendingBuild:
     location: str
     partition_key: str
     values: list[str]
+    stages: dict[str, str] = field(default_factory=dict)
 
     @property
     def marker(self) -> str:
@@ -432,23 +438,26 @@ class AwsEngine(QueryEngine, AwsConnection):
         if store.list_objects(location, limit=1):
             raise QueryEngineError(f"CTAS location {store.uri(location)} is not empty ({what})")
         staging = f"{table}__build_{build_id.replace('-', '_').lower()}"
+        stages, select = split_stages(
+            table, select, lambda cte: f"{self.database_name}.{staging}_{cte}"
+        )
+        stage_folders = {
+            stage.table: f"tables/{table}/_builds/{build_id}_{stage.cte}/" for stage in stages
+        }
         expression = sqlglot.parse_one(partition_expression, read="athena").sql("athena")
         session = self.session()
-        properties = {
-            "format": "'PARQUET'",
-            **session.connection.dialect.ctas_properties,
-            "external_location": _athena_string(store.uri(location)),
-            "partitioned_by": f"ARRAY[{_athena_string(partition_key)}]",
-        }
-        ctas = (
-            f"CREATE TABLE {self.database_name}.{staging} WITH ("
-            + ", ".join(f"{name} = {value}" for name, value in properties.items())
-            + ") AS\n"
+        ctas = self._ctas(
+            session,
+            f"{self.database_name}.{staging}",
+            store.uri(location),
             f"SELECT {', '.join(data_columns)}, CAST({expression} AS VARCHAR) AS {partition_key}\n"
-            f"FROM (\n{select}\n) AS build"
+            f"FROM (\n{select}\n) AS build",
+            partition_key,
         )
         # The marker lets the next build of the table clean up if this process is killed.
-        pending = PendingBuild(table, build_id, staging, location, partition_key, values)
+        pending = PendingBuild(
+            table, build_id, staging, location, partition_key, values, stage_folders
+        )
         store.put_object(pending.marker + "build.json", json.dumps(asdict(pending)).encode())
         started = time.monotonic()
         # What a build that fails leaves must not outlive it: the staging table once the CTAS
@@ -456,6 +465,14 @@ class AwsEngine(QueryEngine, AwsConnection):
         # that fails may have written some). A swapped-in partition is the table's data.
         created = False
         try:
+            staged = [
+                session.run(
+                    self._ctas(session, stage.table, store.uri(stage_folders[stage.table]),
+                               stage.select),
+                    f"staging {stage.cte} for {what}",
+                )
+                for stage in stages
+            ]  # fmt: skip
             run = session.run(ctas, f"building {what}")
             created = True
             counts = session.run(
@@ -473,6 +490,7 @@ class AwsEngine(QueryEngine, AwsConnection):
             }
             session.run(f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
             created = False
+            self._drop_stages(store, session, pending, what)
             engine_ms = int((time.monotonic() - started) * 1000)
             results: dict[str, BuildResult] = {}
             for value in values:
@@ -505,11 +523,11 @@ class AwsEngine(QueryEngine, AwsConnection):
                     engine_ms=engine_ms,
                     sql=ctas,
                     replaced_location=replaced,
-                    bytes_scanned=run.bytes_scanned + counts.bytes_scanned,
+                    bytes_scanned=sum(r.bytes_scanned for r in (*staged, run, counts)),
                     extra={
                         "engine": session.connection.name,
                         "state": run.state,
-                        "cost_usd": run.cost_usd + counts.cost_usd,
+                        "cost_usd": sum(r.cost_usd for r in (*staged, run, counts)),
                         **state,
                     },
                     preview=(previews[value].columns, previews[value].rows)
@@ -522,6 +540,36 @@ class AwsEngine(QueryEngine, AwsConnection):
             raise
         store.delete_prefix(pending.marker)
         return results
+
+    def _ctas(
+        self,
+        session: Session,
+        name: str,
+        location: str,
+        select: str,
+        partition_key: str | None = None,
+    ) -> str:
+        """A CTAS writing Parquet to `location`, with the engine's properties (dialects.py)."""
+        properties = {
+            "format": "'PARQUET'",
+            **session.connection.dialect.ctas_properties,
+            "external_location": _athena_string(location),
+        }
+        if partition_key is not None:
+            properties["partitioned_by"] = f"ARRAY[{_athena_string(partition_key)}]"
+        return (
+            f"CREATE TABLE {name} WITH ("
+            + ", ".join(f"{key} = {value}" for key, value in properties.items())
+            + f") AS\n{select}"
+        )
+
+    def _drop_stages(
+        self, store: ObjectStore, session: Session, pending: PendingBuild, what: str
+    ) -> None:
+        """Drop the tables of a build's staged CTEs and delete their files."""
+        for stage, folder in pending.stages.items():
+            session.run(f"DROP TABLE IF EXISTS {stage}", what)
+            store.delete_prefix(folder)
 
     def _sweep_crashed_builds(self, store: ObjectStore, catalog: Catalog, table: str) -> list[str]:
         """Clean up after builds of `table` whose process was killed (their markers are older
@@ -567,6 +615,7 @@ class AwsEngine(QueryEngine, AwsConnection):
         try:
             if drop_staging:
                 session.run(f"DROP TABLE IF EXISTS {self.database_name}.{pending.staging}", what)
+            self._drop_stages(store, session, pending, what)
             live = {
                 v
                 for v in pending.values

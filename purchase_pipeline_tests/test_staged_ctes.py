@@ -1,0 +1,46 @@
+"""The aws engine writes the landing query's shared CTEs ahead of the build (staged_ctes.py):
+the landing objects are read by one statement only, each later statement reads the tables
+of the stages before it, and tables without stages are built by their query unchanged. That
+Trino then reads each object once, with the same records, is test_trino_aws_path.py's."""
+
+import sqlglot
+from sqlglot import exp
+
+from purchase_pipeline.resources.engine.staged_ctes import STAGED_CTES, split_stages
+from purchase_pipeline.sql_render import render_file
+
+LANDING = "db.landing_text"
+
+
+def _reads(sql: str) -> list[str]:
+    """The qualified tables a statement reads, once per place it reads them."""
+    tree = sqlglot.parse_one(sql, read="athena")
+    return sorted(f"{t.db}.{t.name}" for t in tree.find_all(exp.Table) if t.db)
+
+
+def _landing_select() -> str:
+    lines = sqlglot.parse_one(
+        f"SELECT source_key, arrival_hour, line, read_error FROM {LANDING}", read="athena"
+    )
+    return render_file("landing_records", {}, "athena", {}, {"landing_lines": lines})
+
+
+def test_the_landing_objects_are_read_by_the_first_stage_only() -> None:
+    stages, build = split_stages("landing_records", _landing_select(), lambda c: f"db.s_{c}")
+    assert [s.cte for s in stages] == list(STAGED_CTES["landing_records"])
+    assert _reads(stages[0].select) == [LANDING]
+    assert _reads(stages[1].select) == ["db.s_line_texts"]
+    # The build reads line_texts once (its simple lines) and the complex lines, never the
+    # objects; before staging it read the objects at every place line_texts was read.
+    assert _reads(build).count("db.s_line_texts") == 1
+    assert "db.s_complex_lines" in _reads(build)
+    assert LANDING not in _reads(build)
+    assert _reads(_landing_select()).count(LANDING) == 1  # one reference, many scans
+    # Nothing of the stages is left in the build's WITH clause.
+    ctes = {c.alias for c in sqlglot.parse_one(build, read="athena").find_all(exp.CTE)}
+    assert not ctes & {"lines", "trimmed_lines", "checked_lines", *STAGED_CTES["landing_records"]}
+
+
+def test_a_table_without_stages_is_built_by_its_query_as_it_is() -> None:
+    select = render_file("kpi_genre_daily", {"dt": "2025-03-01"}, "athena", {}, {})
+    assert split_stages("kpi_genre_daily", select, lambda c: f"db.s_{c}") == ([], select)
