@@ -27,6 +27,7 @@ from pydantic import Field
 from sqlglot import exp
 
 from purchase_pipeline.identifiers import (
+    timestamp_literal,
     validate_identifier,
     validate_prefix,
     validate_s3_location,
@@ -34,6 +35,7 @@ from purchase_pipeline.identifiers import (
     validate_workgroup,
 )
 from purchase_pipeline.layout import (
+    HOUR_FOLDERS,
     arrival_hour,
     hour_prefix,
     key_pattern,
@@ -304,7 +306,7 @@ class AwsEngine(QueryEngine, AwsConnection):
         )
         recorded = "".join(
             f" UNION ALL SELECT {_athena_string(key)}, "
-            f"TIMESTAMP '{arrival_hour(key):%Y-%m-%d %H:00:00}', CAST(NULL AS VARCHAR), "
+            f"{timestamp_literal(arrival_hour(key))}, CAST(NULL AS VARCHAR), "
             f"{_athena_string(reason)}"
             for key, reason in unreadable.items()
         )
@@ -317,9 +319,9 @@ class AwsEngine(QueryEngine, AwsConnection):
             f"CASE WHEN NOT is_text THEN {_athena_string(NOT_TEXT)} END AS read_error "
             "FROM (SELECT "
             """regexp_replace("$path", '^s3://[^/]+/', '') AS source_key, """
-            # The key's hour folders (layout.HOUR_FOLDERS) as its arrival hour.
-            """date_parse(regexp_replace("$path", """
-            r"""'^.*/(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]*$', '$1$2$3$4'), '%Y%m%d%H') """
+            # The key's hour folders as its arrival hour.
+            f"""date_parse(regexp_replace("$path", {_athena_string("^.*/" + HOUR_FOLDERS)}, """
+            "'$1$2$3$4'), '%Y%m%d%H') "
             "AS arrival_hour, line, "
             "bool_and(strpos(line, chr(65533)) = 0 "
             "AND strpos(line, chr(0) || chr(1) || chr(2) || chr(3)) = 0) "

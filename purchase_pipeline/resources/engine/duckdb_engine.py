@@ -20,7 +20,7 @@ import duckdb
 import sqlglot
 from pydantic import Field
 
-from purchase_pipeline.identifiers import validate_identifier
+from purchase_pipeline.identifiers import timestamp_literal, validate_identifier
 from purchase_pipeline.layout import HOUR_FOLDERS, arrival_hour
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
 from purchase_pipeline.resources.engine.base import (
@@ -598,8 +598,8 @@ def _names(described: list[Any]) -> list[str]:
 
 
 def _hour(key: str) -> str:
-    """A landing key's arrival hour as a DuckDB timestamp literal."""
-    return f"TIMESTAMP '{arrival_hour(key):%Y-%m-%d %H:00:00}'"
+    """A landing key's arrival hour as a timestamp literal."""
+    return timestamp_literal(arrival_hour(key))
 
 
 def _span(values: list[str]) -> str:
