@@ -50,6 +50,13 @@ LINES: list[str] = [
     # CRLF line ending and a JSON value that is not an object after an object
     rec(purchaseId="crlf") + "\r",
     rec(purchaseId="v1") + " 17",
+    # spaces and tabs around the records of simple lines, kept out of every record
+    "  " + rec(purchaseId="ws1") + "\t",
+    rec(purchaseId="ws2") + "\t" + rec(purchaseId="ws3") + " ",
+    rec(purchaseId="ws4") + " " + rec(purchaseId="ws5"),
+    " " + rec(purchaseId="ws6") + rec(purchaseId="ws7") + "  ",
+    ' \t{"bookId": "B1", "bookId": "B2", "userId": "U", "purchaseTimestamp": 1740909601} ',
+    "\t[1, 2]  ",
     # timestamps: milliseconds, fractional, boundaries of the arrival hour and of 2000
     rec(purchaseId="ms", purchaseTimestamp=(H_START_S + 60) * 1000 + 123),
     rec(purchaseId="frac", purchaseTimestamp=H_START_S + 61.25),

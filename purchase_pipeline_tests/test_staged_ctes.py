@@ -38,7 +38,7 @@ def test_the_landing_objects_are_read_by_the_first_stage_only() -> None:
     assert _reads(_landing_select()).count(LANDING) == 1  # one reference, many scans
     # Nothing of the stages is left in the build's WITH clause.
     ctes = {c.alias for c in sqlglot.parse_one(build, read="athena").find_all(exp.CTE)}
-    assert not ctes & {"lines", "trimmed_lines", "checked_lines", *STAGED_CTES["landing_records"]}
+    assert not ctes & {"lines", "checked_lines", *STAGED_CTES["landing_records"]}
 
 
 def test_a_table_without_stages_is_built_by_its_query_as_it_is() -> None:

@@ -20,9 +20,9 @@
 --    that is not an object, the rest of the line is one malformed record.
 --
 -- Cost: this query is the only one that reads raw JSON, so it is written for the common case.
--- Every cheap test (the first and last character, a '}{' anywhere) runs before an expensive
--- one (trim, a JSON parse), and a record is parsed once into a map whose values are looked up
--- once. Step 1 works on each line's array of pieces, row by row: no join or window over every
+-- Every cheap test (a '}{' anywhere) runs before an expensive one (a JSON parse), a piece is
+-- trimmed only when it fails that parse (JSON allows the spaces around it), and a record is
+-- parsed once into a map whose values are looked up once. Step 1 works on each line's array of pieces, row by row: no join or window over every
 -- line, so no line needs a number; steps 2 and 3 number the few lines they read.
 WITH lines AS (
     SELECT
@@ -38,29 +38,12 @@ WITH lines AS (
     FROM landing_lines
 ),
 
--- Each line's pieces, trimmed.
-trimmed_lines AS (
-    SELECT
-        source_key,
-        arrival_hour,
-        line,
-        read_error,
-        transform(
-            pieces,
-            p -> CASE
-                WHEN substr(p, 1, 1) IN (' ', chr(9), chr(13))
-                    OR substr(p, -1) IN (' ', chr(9), chr(13))
-                    THEN trim(BOTH ' ' || chr(9) || chr(13) FROM p)
-                ELSE p
-            END
-        ) AS pieces
-    FROM lines
-),
-
 -- What each piece is: 0 blank (no record, breaks nothing), 1 a readable object that is also
 -- a map of its fields, 2 an object with a repeated key (engines disagree on which value wins,
 -- so it is a malformed record, but it still splits the line), 3 not an object. Each piece is
--- parsed once for these tests; the map itself is built in `records`.
+-- parsed once for these tests; the map itself is built in `records`. Pieces are not trimmed:
+-- JSON allows spaces and tabs around a value (a line holds no line break), so only a piece
+-- that fails the first test, a rare one, is trimmed to be told apart.
 checked_lines AS (
     SELECT
         source_key,
@@ -71,14 +54,14 @@ checked_lines AS (
         transform(
             pieces,
             p -> CASE
-                WHEN p = '' THEN 0
-                WHEN substr(p, 1, 1) <> '{' THEN 3
                 WHEN TRY(CAST(json_parse(p) AS MAP(VARCHAR, JSON))) IS NOT NULL THEN 1
+                WHEN trim(BOTH ' ' || chr(9) || chr(13) FROM p) = '' THEN 0
+                WHEN substr(trim(BOTH ' ' || chr(9) || chr(13) FROM p), 1, 1) <> '{' THEN 3
                 WHEN TRY(json_parse(p)) IS NOT NULL THEN 2
                 ELSE 3
             END
         ) AS kinds
-    FROM trimmed_lines
+    FROM lines
 ),
 
 -- What each line holds, one row per text: the pieces of a line whose pieces are all blank or
@@ -562,7 +545,11 @@ SELECT
             ELSE CAST(arrival_hour AS DATE)
         END AS DATE
     ) AS dt,
-    CASE WHEN reason IS NOT NULL THEN substr(record, 1, 16384) END AS record,
+    -- A record of a simple line is the piece as cut; it is trimmed here, for the few kept.
+    CASE
+        WHEN reason IS NOT NULL
+            THEN substr(trim(BOTH ' ' || chr(9) || chr(13) FROM record), 1, 16384)
+    END AS record,
     CASE
         WHEN reason IS NOT NULL THEN NULL
         WHEN given_purchase_id IS NOT NULL THEN given_purchase_id
