@@ -75,3 +75,17 @@ def test_without_the_utf8_check_gzip_and_the_delimiter_are_still_checked() -> No
     assert cut is not None and cut.startswith("unreadable gzip stream")
     assert unreadable_reason("a.json", b'{"a":"x\x00\x01\x02\x03y"}\n', utf8=False) is not None
     assert unreadable_reason("a.json", b'{"a":"x\x00\x01\x02y"}\n', utf8=False) is None
+
+
+@pytest.mark.parametrize("before", [0, 1, 63, 64, 65, 10_000])
+@pytest.mark.parametrize("utf8", [True, False])
+def test_the_replacement_character_is_found_after_any_number_of_its_first_byte(
+    before: int, utf8: bool
+) -> None:
+    # U+FF5B (a fullwidth brace) starts with the same byte, EF, as U+FFFD.
+    lead = TEXT + '{"title": "' + "\uff5b" * before + '"}\n'
+    assert unreadable_reason("a.json", lead.encode(), utf8) is None
+    found = unreadable_reason("a.json", (lead + "\ufffd\n").encode(), utf8)
+    assert found is not None and "U+FFFD" in found
+    gz = unreadable_reason("a.gz", gzip.compress((lead + "x\ufffd").encode()), utf8)
+    assert gz is not None and "U+FFFD" in gz

@@ -49,12 +49,35 @@ def unreadable_reason(key: str, body: bytes, utf8: bool = True) -> str | None:
     # Looking for a NUL first is ten times faster than for the whole sequence.
     if b"\x00" in text and LINE_DELIMITER in text:
         return "holds the byte sequence 00 01 02 03, which no JSON text holds"
-    if REPLACEMENT_CHARACTER in text:
+    if _holds(text, REPLACEMENT_CHARACTER):
         return (
             "holds U+FFFD, the replacement character: bytes that were not UTF-8 (Athena and "
             "Trino read them as it)"
         )
     return None
+
+
+# How many times `_holds` looks at its needle's first byte before it searches the slow way.
+_FIRST_BYTE_TRIES = 64
+
+
+def _holds(text: bytes, needle: bytes) -> bool:
+    """`needle in text`, fast when the needle's first byte is rare in the text.
+
+    `in` holds the GIL and searches at about 1.6 GB/s: 0.17 s for a 1M-event day, and the
+    checking threads wait on each other. Its first byte found by `find` (memchr) takes 0.01 s
+    for U+FFFD, whose first byte, EF, starts only the code points U+F000 to U+FFFF. A text full
+    of that byte is searched the slow way after a few tries.
+    """
+    first = needle[:1]
+    at = text.find(first)
+    for _ in range(_FIRST_BYTE_TRIES):
+        if at < 0:
+            return False
+        if text.startswith(needle, at):
+            return True
+        at = text.find(first, at + 1)
+    return needle in text
 
 
 def _gunzip(body: bytes) -> bytes:
