@@ -99,6 +99,11 @@ LINES: list[str] = [
     rec(purchaseId=..., bookId="B-NOID", title="no id"),
     rec(purchaseId=..., bookId="B-NOID", title="no id"),
     rec(purchaseId=..., bookId="B-NOID", title="no id", purchaseTimestamp=(H_START_S + 5) * 1000),
+    # the day's top book: its most frequent title and author are not its smallest ones, and
+    # purchases without a title or an author outnumber them (kpi_top_books_daily)
+    *(rec(purchaseId=f"tb{i}", title="Zeta", author="Young") for i in (1, 2, 3)),
+    rec(purchaseId="tb4", title="Alpha", author="Old"),
+    *(rec(purchaseId=f"tb{i}", title=None, author=...) for i in (5, 6, 7)),
     # extra fields, Unicode, a repeated key, NaN, a trailing comma
     rec(purchaseId="x1", extra={"deep": [[[{"a": None}]]]}, emoji="📚", title="Ünïcödé ✓"),
     '{"bookId": "B1", "bookId": "B2", "userId": "U", "purchaseTimestamp": ' + f"{H_START_S + 1}}}",

@@ -1,62 +1,67 @@
 -- kpi_top_books_daily: the ten most purchased books of one purchase day (ties: book_id),
 -- with each book's most frequent non-null title and author that day (ties: the smallest).
 -- Parameters: :dt (DATE).
-WITH day_purchases AS (
+--
+-- One read of the day's purchases: each CTE is read once, by the next. Athena plans a CTE
+-- again wherever it is read, and this query read the day three times when the titles and the
+-- authors were counted apart from the books.
+WITH variants AS (
+    -- purchases per book, title and author: a few rows per book
     SELECT
         book_id,
         title,
-        author
+        author,
+        count(*) AS purchases
     FROM purchases
     WHERE dt = :dt
+    GROUP BY book_id, title, author
 ),
 
-ranked_books AS (
-    SELECT
-        book_id,
-        count(*) AS purchases,
-        row_number() OVER (ORDER BY count(*) DESC, book_id ASC) AS rank
-    FROM day_purchases
-    GROUP BY book_id
-),
-
-top_books AS (
-    SELECT
-        book_id,
-        purchases,
-        rank
-    FROM ranked_books
-    WHERE rank <= 10
-),
-
-titles AS (
+counted AS (
     SELECT
         book_id,
         title,
-        row_number() OVER (PARTITION BY book_id ORDER BY count(*) DESC, title ASC) AS choice
-    FROM day_purchases
-    WHERE title IS NOT NULL AND book_id IN (SELECT book_id FROM top_books)
-    GROUP BY book_id, title
+        author,
+        CAST(sum(purchases) OVER (PARTITION BY book_id) AS BIGINT) AS book_purchases,
+        sum(purchases) OVER (PARTITION BY book_id, title) AS title_purchases,
+        sum(purchases) OVER (PARTITION BY book_id, author) AS author_purchases
+    FROM variants
 ),
 
-authors AS (
+books AS (
+    -- one row per book, with its chosen title and author (NULL only when it has none)
     SELECT
         book_id,
+        book_purchases,
+        first_value(title) OVER (
+            PARTITION BY book_id
+            ORDER BY CASE WHEN title IS NULL THEN 1 ELSE 0 END, title_purchases DESC, title ASC
+        ) AS title,
+        first_value(author) OVER (
+            PARTITION BY book_id
+            ORDER BY CASE WHEN author IS NULL THEN 1 ELSE 0 END, author_purchases DESC, author ASC
+        ) AS author,
+        row_number() OVER (PARTITION BY book_id ORDER BY title, author) AS book_row
+    FROM counted
+),
+
+ranked AS (
+    SELECT
+        book_id,
+        title,
         author,
-        row_number() OVER (PARTITION BY book_id ORDER BY count(*) DESC, author ASC) AS choice
-    FROM day_purchases
-    WHERE author IS NOT NULL AND book_id IN (SELECT book_id FROM top_books)
-    GROUP BY book_id, author
+        book_purchases,
+        row_number() OVER (ORDER BY book_purchases DESC, book_id ASC) AS rank
+    FROM books
+    WHERE book_row = 1
 )
 
 SELECT
     :dt AS dt,
-    CAST(b.rank AS INTEGER) AS rank,
-    b.book_id,
-    t.title,
-    a.author,
-    b.purchases
-FROM top_books AS b
-LEFT JOIN titles AS t
-    ON b.book_id = t.book_id AND t.choice = 1
-LEFT JOIN authors AS a
-    ON b.book_id = a.book_id AND a.choice = 1
+    CAST(rank AS INTEGER) AS rank,
+    book_id,
+    title,
+    author,
+    book_purchases AS purchases
+FROM ranked
+WHERE rank <= 10
