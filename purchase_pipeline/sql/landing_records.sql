@@ -22,8 +22,9 @@
 -- Cost: this query is the only one that reads raw JSON, so it is written for the common case.
 -- Every cheap test (a '}{' anywhere) runs before an expensive one (a JSON parse), a piece is
 -- trimmed only when it fails that parse (JSON allows the spaces around it), and a record is
--- parsed once into a map whose values are looked up once. Step 1 works on each line's array of pieces, row by row: no join or window over every
--- line, so no line needs a number; steps 2 and 3 number the few lines they read.
+-- parsed once into a map whose values are looked up once. Step 1 works on each line's array
+-- of pieces, row by row: no join or window over every line, so no line needs a number; steps
+-- 2 and 3 number the few lines they read.
 WITH lines AS (
     SELECT
         source_key,
