@@ -2,10 +2,11 @@
 
 import gzip
 import zlib
+from pathlib import Path
 
 import pytest
 
-from purchase_pipeline.resources.landing_objects import unreadable_objects, unreadable_reason
+from purchase_pipeline.resources.landing_objects import check_objects, unreadable_reason
 
 TEXT = '{"bookId":"B1","userId":"U1","purchaseTimestamp":1740805200,"title":"Café ✓"}\n' * 50
 
@@ -64,8 +65,27 @@ def test_unreadable_objects_checks_every_key_and_returns_only_the_bad_ones() -> 
         "k/latin.json": "é".encode("latin-1"),
         "k/plain.json": TEXT.encode(),
     }
-    got = unreadable_objects(sorted(bodies), bodies.__getitem__, threads=2)
-    assert sorted(got) == ["k/cut.gz", "k/latin.json"]
+    got = check_objects(sorted(bodies), bodies.__getitem__, threads=2)
+    assert sorted(got.unreadable) == ["k/cut.gz", "k/latin.json"]
+    assert got.texts == {}  # nowhere to keep them
+
+
+def test_the_text_of_each_readable_gzip_object_is_kept_where_asked(tmp_path: Path) -> None:
+    two_members = gzip.compress(TEXT.encode()) + gzip.compress(b"second member\n")
+    bodies = {
+        "k/a.gz": gzip.compress(TEXT.encode()),
+        "k/b.gz": two_members,
+        "k/cut.gz": gzip.compress(TEXT.encode())[:-10],
+        "k/plain.json": TEXT.encode(),  # read as it is: nothing to inflate
+    }
+    got = check_objects(sorted(bodies), bodies.__getitem__, threads=2, text_dir=str(tmp_path))
+    assert list(got.unreadable) == ["k/cut.gz"]
+    assert sorted(got.texts) == ["k/a.gz", "k/b.gz"]
+    assert Path(got.texts["k/a.gz"]).read_bytes() == TEXT.encode()
+    assert Path(got.texts["k/b.gz"]).read_bytes() == gzip.decompress(two_members)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        Path(p).name for p in got.texts.values()
+    )
 
 
 def test_without_the_utf8_check_gzip_and_the_delimiter_are_still_checked() -> None:

@@ -7,9 +7,11 @@ through the catalog; nothing is checked by looking at the implementation's inter
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import re
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from purchase_pipeline.resources.engine import (
 )
 from purchase_pipeline.resources.engine import duckdb_engine as engine_module
 from purchase_pipeline.resources.engine.duckdb_engine import READ_ATTEMPTS
+from purchase_pipeline.resources.landing_objects import CheckedObjects
 from purchase_pipeline.resources.object_store import LocalObjectStore, ObjectStoreError
 
 PREFIX = "firehose/purchases/"
@@ -532,7 +535,7 @@ def assert_failure_is_clean(env: Env, error: QueryEngineError, kept: BuildResult
 
 def _skip_the_object_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """As if an object broke between the engine's check and DuckDB's read of it."""
-    monkeypatch.setattr(engine_module, "unreadable_objects", lambda *args: {})
+    monkeypatch.setattr(engine_module, "check_objects", lambda *args: CheckedObjects({}, {}))
 
 
 def test_a_corrupt_object_is_recorded_and_the_rest_of_the_hour_builds(env: Env) -> None:
@@ -554,13 +557,13 @@ def test_objects_are_checked_for_utf8_only_once_duckdb_refuses_one(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     checks: list[bool] = []
-    check_objects = engine_module.unreadable_objects
+    check_objects = engine_module.check_objects
 
-    def spy(keys: list[str], read: Any, threads: int | None, utf8: bool) -> dict[str, str]:
+    def spy(keys: list[str], read: Any, threads: int | None, utf8: bool, *rest: Any) -> Any:
         checks.append(utf8)
-        return check_objects(keys, read, threads, utf8)
+        return check_objects(keys, read, threads, utf8, *rest)
 
-    monkeypatch.setattr(engine_module, "unreadable_objects", spy)
+    monkeypatch.setattr(engine_module, "check_objects", spy)
     good = landing_object_key(1)
     env.store.put_object(good, records("P1", "P2", "P3"))
     env.build([good])
@@ -578,6 +581,51 @@ def test_objects_are_checked_for_utf8_only_once_duckdb_refuses_one(
     ).rows
     assert [(r[0], r[1]) for r in rows] == [(good, None)] * 3 + [(latin, "unreadable_object")]
     assert rows[-1][2].startswith("not UTF-8 text: byte ")
+
+
+def test_duckdb_reads_the_text_the_check_inflated_not_the_object_again(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check inflates every gzip object; DuckDB reads the text it kept. Here the object
+    on disk changes after the check read it: the build holds what was checked."""
+    key = landing_object_key(1, ".gz")
+    env.store.put_object(key, gzip.compress(records("P1", "P2", "P3")))
+    checked_body = gzip.compress(records("P1", "P2"))
+    monkeypatch.setattr(LocalObjectStore, "get_object", lambda self, k: checked_body)
+    result = env.build([key])
+    assert result.rows == 2
+    monkeypatch.undo()
+    assert env.purchase_ids() == ["P1", "P2"]
+
+
+def test_the_kept_text_is_deleted_after_a_build_and_after_a_failed_one(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    key = landing_object_key(1, ".gz")
+    env.store.put_object(key, gzip.compress(records("P1", "P2", "P3")))
+    kept: list[str] = []
+    check_objects = engine_module.check_objects
+
+    def spy(*args: Any) -> Any:
+        checked = check_objects(*args)
+        kept.extend(checked.texts.values())
+        return checked
+
+    monkeypatch.setattr(engine_module, "check_objects", spy)
+    assert env.build([key]).rows == 3
+    assert len(kept) == 1 and Path(kept[0]).is_relative_to(scratch)
+    assert list(scratch.iterdir()) == []
+
+    def failing_copy(*args: Any) -> Any:
+        raise duckdb.IOException("disk went away")
+
+    monkeypatch.setattr(engine_module.DuckDBEngine, "_copy_partitions", failing_copy)
+    with pytest.raises(QueryEngineError, match="disk went away"):
+        env.build([key])
+    assert list(scratch.iterdir()) == []
 
 
 def test_the_utf8_rebuild_is_not_one_of_the_read_attempts(

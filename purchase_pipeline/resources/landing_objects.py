@@ -10,6 +10,10 @@ the problem, and the rest of the batch builds. Objects are checked in parallel t
 like zlib, releases the GIL), each in memory once: landing objects are Firehose buffers of a
 few MiB. ISA-L inflates twice as fast as zlib: checking the 807 objects of a 1M-event day
 takes 0.25 s against 0.45 s on 2 cores.
+
+The check has to inflate every gzip object anyway, so it can also keep the text it checked
+(`text_dir`): DuckDB then reads that text instead of inflating each object a second time
+(0.43 s of its 0.62 s read of a 1M-event day), and reads exactly the bytes that were checked.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from isal import isal_zlib
 
@@ -35,26 +41,33 @@ def unreadable_reason(key: str, body: bytes, utf8: bool = True) -> str | None:
     With `utf8=False` the text is not checked for being UTF-8 (half the cost of the check):
     for a reader that refuses text that is not, and asks again with `utf8=True` when it does.
     """
+    return _read_text(key, body, utf8)[1]
+
+
+def _read_text(key: str, body: bytes, utf8: bool) -> tuple[bytes, str | None]:
+    """The object's text (its bytes, inflated when it is gzip) and why it cannot be read
+    whole, or None."""
     text = body
     if key.endswith(".gz"):
         try:
             text = _gunzip(body)
         except (isal_zlib.error, EOFError) as exc:
-            return f"unreadable gzip stream: {exc}"
+            return b"", f"unreadable gzip stream: {exc}"
     if utf8:
         try:
             text.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return f"not UTF-8 text: byte {exc.start} is {text[exc.start : exc.start + 1].hex()}"
+            reason = f"not UTF-8 text: byte {exc.start} is {text[exc.start : exc.start + 1].hex()}"
+            return text, reason
     # Looking for a NUL first is ten times faster than for the whole sequence.
     if b"\x00" in text and LINE_DELIMITER in text:
-        return "holds the byte sequence 00 01 02 03, which no JSON text holds"
+        return text, "holds the byte sequence 00 01 02 03, which no JSON text holds"
     if _holds(text, REPLACEMENT_CHARACTER):
-        return (
+        return text, (
             "holds U+FFFD, the replacement character: bytes that were not UTF-8 (Athena and "
             "Trino read them as it)"
         )
-    return None
+    return text, None
 
 
 # How many times `_holds` looks at its needle's first byte before it searches the slow way.
@@ -94,16 +107,39 @@ def _gunzip(body: bytes) -> bytes:
             return b"".join(out)
 
 
-def unreadable_objects(
-    keys: Iterable[str], read: Callable[[str], bytes], threads: int | None = None, utf8: bool = True
-) -> dict[str, str]:
-    """The objects among `keys` that cannot be read whole, each with why (see
-    `unreadable_reason` for `utf8`)."""
+@dataclass(frozen=True)
+class CheckedObjects:
+    """What checking a batch of landing objects found."""
+
+    # The objects that cannot be read whole, each with why.
+    unreadable: dict[str, str]
+    # Where the text of each readable gzip object was written, when the check was asked to.
+    texts: dict[str, str]
+
+
+def check_objects(
+    keys: Iterable[str],
+    read: Callable[[str], bytes],
+    threads: int | None = None,
+    utf8: bool = True,
+    text_dir: str | None = None,
+) -> CheckedObjects:
+    """Check every object among `keys` (see `unreadable_reason` for `utf8`); with `text_dir`,
+    write the text of each readable gzip object there, to be read instead of the object."""
     keys = list(keys)
 
-    def check(key: str) -> str | None:
-        return unreadable_reason(key, read(key), utf8)
+    def check(numbered: tuple[int, str]) -> tuple[str | None, str | None]:
+        number, key = numbered
+        text, reason = _read_text(key, read(key), utf8)
+        if reason is not None or text_dir is None or not key.endswith(".gz"):
+            return reason, None
+        path = Path(text_dir) / f"{number:06d}.txt"
+        path.write_bytes(text)
+        return None, str(path)
 
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
-        reasons = list(pool.map(check, keys))
-    return {k: r for k, r in zip(keys, reasons, strict=True) if r is not None}
+        found = list(pool.map(check, enumerate(keys)))
+    return CheckedObjects(
+        unreadable={k: r for k, (r, _) in zip(keys, found, strict=True) if r is not None},
+        texts={k: p for k, (_, p) in zip(keys, found, strict=True) if p is not None},
+    )

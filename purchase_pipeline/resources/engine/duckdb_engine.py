@@ -9,8 +9,11 @@ location and then swaps the catalog partition to it.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +39,7 @@ from purchase_pipeline.resources.engine.base import (
     partition_location,
     swap_in,
 )
-from purchase_pipeline.resources.landing_objects import LINE_DELIMITER, unreadable_objects
+from purchase_pipeline.resources.landing_objects import LINE_DELIMITER, check_objects
 from purchase_pipeline.resources.object_store import LocalObjectStore, ObjectStore
 from purchase_pipeline.sql_render import (
     DUCKDB_MACROS,
@@ -140,6 +143,31 @@ class DuckDBEngine(QueryEngine):
             con.execute(macro)
         return con
 
+    @contextmanager
+    def _connection(
+        self,
+        store: ObjectStore,
+        catalog: Catalog,
+        sources: dict[str, Source],
+        utf8: bool = True,
+        read_only: bool = False,
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with a view of each source, closed on leaving. The landing objects'
+        text that the check kept for DuckDB to read lives in a folder of its own until then.
+        `read_only`: the statements may read the views and nothing else, and write nothing."""
+        with tempfile.TemporaryDirectory(prefix="purchase-pipeline-text-") as text_dir:
+            con = self._connect()
+            try:
+                self._create_views(con, store, catalog, sources, utf8, text_dir)
+                if read_only:
+                    if isinstance(store, LocalObjectStore):
+                        allowed = ", ".join(_string(d + "/") for d in (str(store.root), text_dir))
+                        con.execute(f"SET allowed_directories = [{allowed}]")
+                    con.execute("SET enable_external_access = false")
+                yield con
+            finally:
+                con.close()
+
     def _create_views(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -147,11 +175,12 @@ class DuckDBEngine(QueryEngine):
         catalog: Catalog,
         sources: dict[str, Source],
         utf8: bool = True,
+        text_dir: str | None = None,
     ) -> None:
         for name, source in sources.items():
             validate_identifier(name)
             if isinstance(source, LandingSource):
-                self._create_landing_view(con, store, name, source.keys, utf8)
+                self._create_landing_view(con, store, name, source.keys, utf8, text_dir)
             else:
                 self._create_table_view(con, store, catalog, name, source)
 
@@ -162,22 +191,29 @@ class DuckDBEngine(QueryEngine):
         name: str,
         keys: list[str],
         utf8: bool = True,
+        text_dir: str | None = None,
     ) -> None:
-        unreadable = unreadable_objects(keys, store.get_object, self.threads or None, utf8)
+        """A view of the landing objects' lines (`landing_lines` in sql/landing_records.sql).
+
+        With `text_dir`, the text of each gzip object is read from where the check wrote it
+        there, not inflated again by DuckDB."""
+        checked = check_objects(keys, store.get_object, self.threads or None, utf8, text_dir)
+        unreadable = checked.unreadable
         for key, reason in unreadable.items():
             log.warning("landing object %s is unreadable_object: %s", key, reason)
         readable = [k for k in keys if k not in unreadable]
+        path_of = {k: checked.texts.get(k) or store.uri(k) for k in readable}
         parts = [
             f"SELECT {_string(key)} AS source_key, {_hour(key)} AS arrival_hour, "
             f"CAST(NULL AS VARCHAR) AS line, {_string(reason)} AS read_error"
             for key, reason in unreadable.items()
         ]
         if readable:
-            paths = ", ".join(_string(store.uri(k)) for k in readable)
+            paths = ", ".join(_string(path_of[k]) for k in readable)
             # Each object's key and arrival hour, once an object: worked out per line in SQL,
             # the hour took a regular expression and a parse of the key for every line.
             mapping = ", ".join(
-                f"({_string(store.uri(k))}, {_string(k)}, {_hour(k)})" for k in readable
+                f"({_string(path_of[k])}, {_string(k)}, {_hour(k)})" for k in readable
             )
             # The delimiter is four bytes no JSON text holds, so each line is one column,
             # even one with a NUL in it; quoting is off so every byte of the line is kept as
@@ -298,23 +334,16 @@ class DuckDBEngine(QueryEngine):
         tree = parse_query(sql, params)
         started = time.monotonic()
         for attempt in range(1, READ_ATTEMPTS + 1):
-            con = self._connect()
             try:
-                self._create_views(con, store, catalog, sources)
-                # The query may read the views and nothing else: no other file, no writes.
-                if isinstance(store, LocalObjectStore):
-                    con.execute(f"SET allowed_directories = [{_string(str(store.root) + '/')}]")
-                con.execute("SET enable_external_access = false")
-                cursor = con.execute(render(tree, "duckdb"))
-                columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()
+                with self._connection(store, catalog, sources, read_only=True) as con:
+                    cursor = con.execute(render(tree, "duckdb"))
+                    columns = [d[0] for d in cursor.description or []]
+                    rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()
                 break
             except duckdb.Error as exc:
                 if _replaced_while_read(exc, attempt):
                     continue
                 raise QueryEngineError(f"query {query_id} failed: {exc}") from None
-            finally:
-                con.close()
         return QueryResult(columns, rows, query_id, int((time.monotonic() - started) * 1000))
 
     def write_partitions(
@@ -443,9 +472,7 @@ class DuckDBEngine(QueryEngine):
         partition key the SQL does not select (landing_records' `hour`) is written as a column
         of its own, so every table has its key as Athena and Trino show it.
         """
-        con = self._connect()
-        try:
-            self._create_views(con, store, catalog, sources, utf8)
+        with self._connection(store, catalog, sources, utf8) as con:
             select, _ = template(sql_name, "duckdb")
             for statement in duckdb_variables(sql_name, params):
                 con.execute(statement)
@@ -484,8 +511,6 @@ class DuckDBEngine(QueryEngine):
                 )
                 previews[value] = ([d[0] for d in cursor.description], cursor.fetchall())
             return described, files_by_value, previews
-        finally:
-            con.close()
 
     def output_columns(
         self,
