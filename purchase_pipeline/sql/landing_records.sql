@@ -121,7 +121,10 @@ complex_pieces AS (
         WITH ORDINALITY AS p (piece, piece_no)
 ),
 
--- Step 2: glue pieces whose cut fell inside a string.
+-- Step 2: glue pieces whose cut fell inside a string. A text's unescaped quotes are its
+-- quotes once its escapes (a backslash and the character after it) are removed: a pattern
+-- that starts with a literal character, which the regex engine skips to. Removing every
+-- character but the quotes with a pattern was 8x slower. Braces are counted with `replace`.
 piece_quotes AS (
     SELECT
         c.source_key,
@@ -129,7 +132,10 @@ piece_quotes AS (
         c.line_no,
         c.piece,
         c.piece_no,
-        sum(length(regexp_replace(c.piece, '\\.|[^"]', ''))) OVER (
+        sum(
+            length(regexp_replace(c.piece, '\\.', ''))
+            - length(replace(regexp_replace(c.piece, '\\.', ''), '"', ''))
+        ) OVER (
             PARTITION BY c.source_key, c.line_no
             ORDER BY c.piece_no
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
@@ -220,7 +226,8 @@ fragment_strings AS (
             group_no,
             fragment,
             fragment_no,
-            length(regexp_replace(fragment, '\\.|[^"]', '')) AS quotes
+            length(regexp_replace(fragment, '\\.', ''))
+            - length(replace(regexp_replace(fragment, '\\.', ''), '"', '')) AS quotes
         FROM fragments
     ) AS counted
 ),
@@ -233,12 +240,11 @@ fragment_depths AS (
         group_no,
         fragment,
         fragment_no,
-        sum(length(regexp_replace(code, '[^{]', '')) - length(regexp_replace(code, '[^}]', '')))
-            OVER (
-                PARTITION BY source_key, line_no, group_no
-                ORDER BY fragment_no
-                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-            ) AS depth_after,
+        sum(length(replace(code, '}', '')) - length(replace(code, '{', ''))) OVER (
+            PARTITION BY source_key, line_no, group_no
+            ORDER BY fragment_no
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS depth_after,
         sum(quotes) OVER (
             PARTITION BY source_key, line_no, group_no
             ORDER BY fragment_no
