@@ -619,12 +619,18 @@ def test_the_kept_text_is_deleted_after_a_build_and_after_a_failed_one(
     assert len(kept) == 1 and Path(kept[0]).is_relative_to(scratch)
     assert list(scratch.iterdir()) == []
 
-    def failing_copy(*args: Any) -> Any:
-        raise duckdb.IOException("disk went away")
+    # The build fails once its COPY has read the kept text and written its files.
+    connections: list[_FailAfterCopy] = []
+    real_connect = DuckDBEngine._connect
 
-    monkeypatch.setattr(engine_module.DuckDBEngine, "_copy_partitions", failing_copy)
+    def failing_connect(self: DuckDBEngine) -> Any:
+        connections.append(_FailAfterCopy(real_connect(self)))
+        return connections[-1]
+
+    monkeypatch.setattr(DuckDBEngine, "_connect", failing_connect)
     with pytest.raises(QueryEngineError, match="disk went away"):
         env.build([key])
+    assert connections[0].copied and len(kept) == 2
     assert list(scratch.iterdir()) == []
 
 
