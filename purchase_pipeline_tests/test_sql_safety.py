@@ -275,6 +275,7 @@ def test_resources_refuse_a_hostile_setting_where_they_read_it(
     reader: Callable[[], object],
 ) -> None:
     use_lake(monkeypatch, tmp_path)
+    no_aws(monkeypatch)  # a region: the connection gets as far as the setting under test
 
     def no_connection(**_: object) -> object:
         raise AssertionError("connected to Athena with an unchecked setting")
@@ -313,6 +314,7 @@ def test_resources_refuse_hostile_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str
 ) -> None:
     use_lake(monkeypatch, tmp_path)
+    no_aws(monkeypatch)  # a region: the connection gets as far as the setting under test
 
     def no_connection(**_: object) -> object:
         raise AssertionError("connected to Athena with an unchecked setting")
@@ -330,6 +332,7 @@ def test_the_checked_settings_reach_athena_as_given(
 ) -> None:
     """The positive side of the workgroup and results checks: valid values pass unchanged."""
     use_lake(monkeypatch, tmp_path)
+    no_aws(monkeypatch)  # a region: the connection gets as far as the setting under test
     seen: dict[str, object] = {}
 
     def capture(**kwargs: object) -> object:
