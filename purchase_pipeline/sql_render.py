@@ -357,10 +357,38 @@ def _unnest_to_select_list(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
-def render(tree: exp.Expression, dialect: str) -> str:
-    """SQL text for `athena` or `duckdb`."""
+def _is_plain_read(cte: exp.CTE, cte_names: set[str]) -> bool:
+    """Whether a CTE only reads the rows of one input table (not another CTE): columns and a
+    filter, no join, grouping, window, aggregate or DISTINCT."""
+    body = cte.this
+    source = body.args.get("from_") if isinstance(body, exp.Select) else None
+    if not isinstance(source, exp.From) or not isinstance(source.this, exp.Table):
+        return False
+    if source.this.name in cte_names:
+        return False
+    if any(body.args.get(arg) for arg in ("joins", "group", "having", "distinct", "qualify")):
+        return False
+    return not any(body.find_all(exp.Window, exp.AggFunc, exp.Subquery, exp.Unnest))
+
+
+def _read_plain_ctes_again(tree: exp.Expression) -> exp.Expression:
+    """Mark every CTE that only reads a table NOT MATERIALIZED (DuckDB holds a CTE used more
+    than once in memory, which spills when it is larger than the memory limit)."""
+    ctes = list(tree.find_all(exp.CTE))
+    names = {cte.alias for cte in ctes}
+    for cte in ctes:
+        if _is_plain_read(cte, names):
+            cte.set("materialized", False)
+    return tree
+
+
+def render(tree: exp.Expression, dialect: str, read_again: bool = False) -> str:
+    """SQL text for `athena` or `duckdb`. With `read_again` (DuckDB only), a CTE that only
+    reads a table is read again where it is used instead of held in memory."""
     if dialect == "duckdb":
         tree = _strict_json(_map_reads_as_struct(_unnest_to_select_list(tree.copy())))
+        if read_again:
+            tree = _read_plain_ctes_again(tree)
         return tree.transform(_placeholder_to_variable).sql(dialect="duckdb")
     if dialect == "athena":
         return tree.sql(dialect="athena", pretty=True)
@@ -368,8 +396,9 @@ def render(tree: exp.Expression, dialect: str) -> str:
 
 
 @cache
-def template(name: str, dialect: str) -> tuple[str, frozenset[str]]:
-    """A SQL file rendered once for `dialect`, its parameters left as placeholders.
+def template(name: str, dialect: str, read_again: bool = False) -> tuple[str, frozenset[str]]:
+    """A SQL file rendered once for `dialect` (and `read_again`, see `render`), its
+    parameters left as placeholders.
 
     For DuckDB they render as `getvariable('name')`, set per connection by the statements of
     `duckdb_variables`; parsing and transpiling a file once instead of per partition saves
@@ -377,7 +406,7 @@ def template(name: str, dialect: str) -> tuple[str, frozenset[str]]:
     """
     tree = sqlglot.parse_one(load_sql(name), read="athena")
     names = frozenset(p.name for p in tree.find_all(exp.Placeholder))
-    return render(tree, dialect), names
+    return render(tree, dialect, read_again), names
 
 
 def duckdb_variables(name: str, params: dict[str, ParamValue]) -> list[str]:

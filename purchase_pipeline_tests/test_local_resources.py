@@ -633,6 +633,21 @@ def test_the_kept_text_is_deleted_after_a_build_and_after_a_failed_one(
     assert connections[0].copied and len(kept) == 2
     assert list(scratch.iterdir()) == []
 
+    # A query of tables, not of landing objects, makes no folder at all.
+    made: list[str] = []
+    real_temporary_directory = tempfile.TemporaryDirectory
+
+    def spy_folder(*args: Any, **kwargs: Any) -> Any:
+        made.append(kwargs.get("prefix", ""))
+        return real_temporary_directory(*args, **kwargs)
+
+    monkeypatch.setattr(DuckDBEngine, "_connect", real_connect)
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", spy_folder)
+    assert sorted(env.purchase_ids()) == ["P1", "P2", "P3"]
+    assert made == []
+    env.build([key])
+    assert made == ["purchase-pipeline-text-"]
+
 
 def test_the_utf8_rebuild_is_not_one_of_the_read_attempts(
     env: Env, monkeypatch: pytest.MonkeyPatch

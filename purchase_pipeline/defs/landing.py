@@ -7,6 +7,7 @@ stages them as Parquet, so the daily tables never read raw JSON again.
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
@@ -43,34 +44,72 @@ firehose_stream = AssetSpec(
 )
 
 
-# Hours staged by one query: enough to keep both cores busy and the per-query cost small,
-# few enough that a failure costs little to redo (Athena allows at most 100 per CTAS).
+# Hours staged by one query at most: enough to keep both cores busy and the per-query cost
+# small, few enough that a failure costs little to redo (Athena allows at most 100 per CTAS).
+# The engine may cap a query's landed bytes too (QueryEngine.landing_bytes_per_query).
 HOURS_PER_QUERY = 24
+
+
+@dataclass(frozen=True)
+class _ListedHour:
+    """One arrival hour's objects as listed: those the build reads and those it skips."""
+
+    key: str
+    value: str
+    landed: list[ObjectInfo]
+    skipped: list[str]
+
+    @property
+    def landed_bytes(self) -> int:
+        return sum(o.size for o in self.landed)
 
 
 def stage_landing_hours(
     store: ObjectStore, catalog: Catalog, engine: QueryEngine, raw_prefix: str, keys: list[str]
 ) -> list[tuple[str, BuildResult, dict[str, Any]]]:
     """Stage the classified records of arrival hours, a batch of hours per query."""
+    listed = [_list_hour(store, raw_prefix, key) for key in keys]
     reports: list[tuple[str, BuildResult, dict[str, Any]]] = []
-    for start in range(0, len(keys), HOURS_PER_QUERY):
-        reports += _stage_batch(
-            store, catalog, engine, raw_prefix, keys[start : start + HOURS_PER_QUERY]
-        )
+    sizes = [h.landed_bytes for h in listed]
+    for batch in hour_batches(sizes, HOURS_PER_QUERY, engine.landing_bytes_per_query):
+        reports += _stage_batch(store, catalog, engine, [listed[i] for i in batch])
     return reports
 
 
+def hour_batches(sizes: list[int], max_hours: int, max_bytes: int) -> list[range]:
+    """Consecutive runs of hours whose landed bytes are `sizes`: at most `max_hours` a run and,
+    when `max_bytes` > 0, at most that many bytes (an hour above it is a run of its own)."""
+    batches: list[range] = []
+    start, size = 0, 0
+    for index, hour_size in enumerate(sizes):
+        if index > start and (
+            index - start >= max_hours or (max_bytes > 0 and size + hour_size > max_bytes)
+        ):
+            batches.append(range(start, index))
+            start, size = index, 0
+        size += hour_size
+    if sizes:
+        batches.append(range(start, len(sizes)))
+    return batches
+
+
+def _list_hour(store: ObjectStore, raw_prefix: str, key: str) -> _ListedHour:
+    objects = store.list_objects(hour_prefix(raw_prefix, hour_of(key)))
+    follows_layout = {o.key: parse_landing_key(o.key, raw_prefix) is not None for o in objects}
+    return _ListedHour(
+        key,
+        hour_value(hour_of(key)),
+        [o for o in objects if follows_layout[o.key]],
+        [o.key for o in objects if not follows_layout[o.key]],
+    )
+
+
 def _stage_batch(
-    store: ObjectStore, catalog: Catalog, engine: QueryEngine, raw_prefix: str, keys: list[str]
+    store: ObjectStore, catalog: Catalog, engine: QueryEngine, hours: list[_ListedHour]
 ) -> list[tuple[str, BuildResult, dict[str, Any]]]:
-    landed: dict[str, list[ObjectInfo]] = {}
-    skipped: dict[str, list[str]] = {}
-    for key in keys:
-        value = hour_value(hour_of(key))
-        objects = store.list_objects(hour_prefix(raw_prefix, hour_of(key)))
-        follows_layout = {o.key: parse_landing_key(o.key, raw_prefix) is not None for o in objects}
-        landed[value] = [o for o in objects if follows_layout[o.key]]
-        skipped[value] = [o.key for o in objects if not follows_layout[o.key]]
+    landed = {h.value: h.landed for h in hours}
+    skipped = {h.value: h.skipped for h in hours}
+    keys = [h.key for h in hours]
     values = list(landed)
     results = engine.write_partitions(
         store,

@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlglot
 from dagster import ConfigurableResource
+from pydantic import Field
 from sqlglot import exp
 
 from purchase_pipeline.identifiers import validate_identifier
@@ -89,6 +90,14 @@ class QueryEngineError(RuntimeError):
 
 class QueryEngine(ConfigurableResource):
     """The query engine interface."""
+
+    landing_bytes_per_query: int = Field(
+        default=0,
+        description=(
+            "Landed bytes one landing query reads at most, in whole hours (an hour above it "
+            "is read alone); 0: no cap but landing.HOURS_PER_QUERY hours."
+        ),
+    )
 
     def write_partition(
         self,

@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,19 @@ READ_BUFFER_BYTES = MAX_LINE_BYTES + 1024 * 1024
 # them on fewer threads; 50,000 writes as the rows come: the 48 landing hours of a 1M-event
 # day build 0.5 s sooner (5.9 s against 6.4 s), in the same 48 files and row groups.
 PARTITIONED_WRITE_FLUSH_ROWS = 50_000
+
+# Landed bytes one landing query reads at most, under the default 1GB memory_limit: a gzip
+# object holds about 5x its size as text, which the query holds with its pieces and rows.
+# One query of a whole 5M-event day's 282 MiB took 35-47 s; in batches of 3 hours (about
+# 34 MiB) 25-27 s; a 1M-event day's 56 MiB stays one query (smaller batches: 4-20% slower).
+LANDING_BYTES_PER_QUERY = 64 * 1024 * 1024
+
+# Parquet bytes a query's tables hold above which a CTE that only reads one of them is read
+# again where it is used (sql_render.render's read_again), not held in memory, as DuckDB
+# holds a CTE used more than once, spilling past memory_limit. purchases of a 5M-event day
+# (171 MB of landing rows): 4.9-5.6 s against 8.3-8.6 s held; at 78 MB the same; at 35 MB
+# (a 1M-event day) holding it is 0.15 s faster.
+READ_AGAIN_PARQUET_BYTES = 64 * 1024 * 1024
 
 
 # A result column's DuckDB type -> the Hive type the catalog records (base.HIVE_TYPES).
@@ -122,6 +135,14 @@ class DuckDBEngine(QueryEngine):
         ),
     )
     threads: int = Field(default=0, description="DuckDB threads per query; 0 uses every core.")
+    landing_bytes_per_query: int = Field(
+        default=LANDING_BYTES_PER_QUERY,
+        description=(
+            "Landed bytes one landing query reads at most, in whole hours (an hour above it "
+            "is read alone); 0: no cap but landing.HOURS_PER_QUERY hours. Past memory_limit "
+            "a query spills; smaller ones each hold less (docs/benchmarks.md)."
+        ),
+    )
     stale_build_seconds: float = Field(
         default=3600.0,
         description=(
@@ -151,20 +172,29 @@ class DuckDBEngine(QueryEngine):
         sources: dict[str, Source],
         utf8: bool = True,
         read_only: bool = False,
-    ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection with a view of each source, closed on leaving. The landing objects'
+    ) -> Iterator[tuple[duckdb.DuckDBPyConnection, bool]]:
+        """A connection with a view of each source, closed on leaving, and whether the SQL
+        should read its tables' CTEs again (READ_AGAIN_PARQUET_BYTES). The landing objects'
         text that the check kept for DuckDB to read lives in a folder of its own until then.
-        `read_only`: the statements may read the views and nothing else, and write nothing."""
-        with tempfile.TemporaryDirectory(prefix="purchase-pipeline-text-") as text_dir:
+        `read_only`: the statements may read the views and nothing else, and write nothing.
+        Only a query of landing objects gets the folder: a process killed mid-query leaves
+        its folder to the system's temp cleaning, so no other query makes one."""
+        reads_landing = any(isinstance(s, LandingSource) for s in sources.values())
+        with (
+            tempfile.TemporaryDirectory(prefix="purchase-pipeline-text-")
+            if reads_landing
+            else nullcontext(None)
+        ) as text_dir:
             con = self._connect()
             try:
-                self._create_views(con, store, catalog, sources, utf8, text_dir)
+                parquet_bytes = self._create_views(con, store, catalog, sources, utf8, text_dir)
                 if read_only:
                     if isinstance(store, LocalObjectStore):
-                        allowed = ", ".join(_string(d + "/") for d in (str(store.root), text_dir))
+                        folders = [str(store.root), *([text_dir] if text_dir else [])]
+                        allowed = ", ".join(_string(d + "/") for d in folders)
                         con.execute(f"SET allowed_directories = [{allowed}]")
                     con.execute("SET enable_external_access = false")
-                yield con
+                yield con, parquet_bytes > READ_AGAIN_PARQUET_BYTES
             finally:
                 con.close()
 
@@ -176,13 +206,16 @@ class DuckDBEngine(QueryEngine):
         sources: dict[str, Source],
         utf8: bool = True,
         text_dir: str | None = None,
-    ) -> None:
+    ) -> int:
+        """Create the views; returns the Parquet bytes the table views read."""
+        parquet_bytes = 0
         for name, source in sources.items():
             validate_identifier(name)
             if isinstance(source, LandingSource):
                 self._create_landing_view(con, store, name, source.keys, utf8, text_dir)
             else:
-                self._create_table_view(con, store, catalog, name, source)
+                parquet_bytes += self._create_table_view(con, store, catalog, name, source)
+        return parquet_bytes
 
     def _create_landing_view(
         self,
@@ -247,13 +280,15 @@ class DuckDBEngine(QueryEngine):
         catalog: Catalog,
         name: str,
         source: TableSource,
-    ) -> None:
+    ) -> int:
+        """Create the view of a catalog table's partitions; returns their Parquet bytes (as
+        their builds recorded them)."""
         table = catalog.get_table(source.table)
         if table is None:
             raise QueryEngineError(f"table {source.table} does not exist in the catalog")
         if table.format == "json":
             self._create_raw_json_view(con, store, catalog, name, table)
-            return
+            return 0
         # Only the partitions asked for are looked up: a table of years of hours has
         # thousands of catalog entries.
         if source.partitions is None:
@@ -278,6 +313,7 @@ class DuckDBEngine(QueryEngine):
                 for c in table.columns
             )
             con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} WHERE FALSE")
+        return sum(int(p.stats.get("bytes", 0)) for p in partitions)
 
     def _create_raw_json_view(
         self,
@@ -335,8 +371,11 @@ class DuckDBEngine(QueryEngine):
         started = time.monotonic()
         for attempt in range(1, READ_ATTEMPTS + 1):
             try:
-                with self._connection(store, catalog, sources, read_only=True) as con:
-                    cursor = con.execute(render(tree, "duckdb"))
+                with self._connection(store, catalog, sources, read_only=True) as (
+                    con,
+                    read_again,
+                ):
+                    cursor = con.execute(render(tree, "duckdb", read_again))
                     columns = [d[0] for d in cursor.description or []]
                     rows = cursor.fetchmany(max_rows) if max_rows is not None else cursor.fetchall()
                 break
@@ -472,8 +511,8 @@ class DuckDBEngine(QueryEngine):
         partition key the SQL does not select (landing_records' `hour`) is written as a column
         of its own, so every table has its key as Athena and Trino show it.
         """
-        with self._connection(store, catalog, sources, utf8) as con:
-            select, _ = template(sql_name, "duckdb")
+        with self._connection(store, catalog, sources, utf8) as (con, read_again):
+            select, _ = template(sql_name, "duckdb", read_again)
             for statement in duckdb_variables(sql_name, params):
                 con.execute(statement)
             described = con.execute(f"DESCRIBE SELECT * FROM ({select})").fetchall()

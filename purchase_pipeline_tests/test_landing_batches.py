@@ -1,0 +1,125 @@
+"""How much one query reads, and that it changes no row: landing hours staged in batches capped
+by landed bytes (defs/landing.py `hour_batches`, the engine's `landing_bytes_per_query`), and
+DuckDB reading a CTE of a large input again instead of holding it (READ_AGAIN_PARQUET_BYTES).
+
+Both exist for speed at scale (docs/benchmarks.md: a 5M-event day); here they are pushed to
+their extremes on the test data set, whose tables must still equal the plain-Python reference.
+"""
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+import purchase_pipeline.defs.landing as landing
+import purchase_pipeline.resources.engine.duckdb_engine as duckdb_engine
+from purchase_pipeline.defs.kpi import KPI_NAMES, build_kpi_day
+from purchase_pipeline.defs.landing import HOURS_PER_QUERY, hour_batches, stage_landing_hours
+from purchase_pipeline.defs.warehouse import build_purchases_day, build_rejected_day
+from purchase_pipeline.resources.engine import DuckDBEngine
+from purchase_pipeline_tests.conftest import FIRST_DAY, LAST_DAY, Lake, land_test_data
+from purchase_pipeline_tests.reference import build_reference
+from purchase_pipeline_tests.reference_tables import (
+    KPI_ORDER,
+    assert_accounted,
+    assert_kpi,
+    assert_purchases,
+    assert_rejected,
+)
+
+
+@pytest.mark.parametrize(
+    ("sizes", "max_hours", "max_bytes", "expected"),
+    [
+        ([], 24, 100, []),
+        ([5, 5, 5, 5, 5], 2, 0, [[0, 1], [2, 3], [4]]),  # no byte cap: hours only
+        ([40, 50, 20, 30], 24, 100, [[0, 1], [2, 3]]),  # 40+50+20 > 100
+        ([40, 60, 1], 24, 100, [[0, 1], [2]]),  # exactly the cap fits
+        ([10, 500, 10, 10], 24, 100, [[0], [1], [2, 3]]),  # an hour above the cap goes alone
+        ([500], 24, 100, [[0]]),
+        ([1, 1, 1, 1], 3, 100, [[0, 1, 2], [3]]),  # the hour cap holds under the byte cap
+        ([0, 0, 0], 24, 1, [[0, 1, 2]]),  # empty hours cost nothing
+    ],
+)
+def test_hour_batches(
+    sizes: list[int], max_hours: int, max_bytes: int, expected: list[list[int]]
+) -> None:
+    assert [list(b) for b in hour_batches(sizes, max_hours, max_bytes)] == expected
+
+
+def test_the_local_engine_caps_a_landing_query_and_the_aws_engine_does_not() -> None:
+    from purchase_pipeline.resources.engine import AwsEngine
+
+    assert DuckDBEngine().landing_bytes_per_query == duckdb_engine.LANDING_BYTES_PER_QUERY > 0
+    assert AwsEngine(database="d", bucket="b").landing_bytes_per_query == 0
+
+
+def _hours() -> list[str]:
+    first = dt.datetime(FIRST_DAY.year, FIRST_DAY.month, FIRST_DAY.day)
+    count = ((LAST_DAY - FIRST_DAY).days + 2) * 24
+    return [f"{first + dt.timedelta(hours=h):%Y-%m-%d-%H}:00" for h in range(count)]
+
+
+def test_small_batches_and_reading_again_keep_every_row(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    land_test_data(lake)
+    reference = build_reference(lake.bucket_dir, lake.settings.raw_prefix)
+    budget = 60_000
+    engine = DuckDBEngine(landing_bytes_per_query=budget)
+    store, catalog = lake.resources["object_store"], lake.resources["catalog"]
+
+    batches: list[list[int]] = []
+    stage_batch = landing._stage_batch
+
+    def record_batch(*args: Any) -> Any:
+        batches.append([h.landed_bytes for h in args[-1]])
+        return stage_batch(*args)
+
+    monkeypatch.setattr(landing, "_stage_batch", record_batch)
+    # Any Parquet input counts as large, so every plain CTE over a table is read again.
+    monkeypatch.setattr(duckdb_engine, "READ_AGAIN_PARQUET_BYTES", 0)
+    rendered: list[tuple[str, bool]] = []
+    template = duckdb_engine.template
+
+    def record_template(name: str, dialect: str, read_again: bool = False) -> Any:
+        rendered.append((name, read_again))
+        return template(name, dialect, read_again)
+
+    monkeypatch.setattr(duckdb_engine, "template", record_template)
+
+    hours = _hours()
+    stage_landing_hours(store, catalog, engine, lake.settings.raw_prefix, hours)
+    days = [FIRST_DAY + dt.timedelta(days=i) for i in range((LAST_DAY - FIRST_DAY).days + 1)]
+    for day in days:
+        build_purchases_day(store, catalog, engine, day.isoformat())
+        build_rejected_day(store, catalog, engine, day.isoformat())
+        for name in KPI_NAMES:
+            build_kpi_day(name, store, catalog, engine, day.isoformat())
+
+    # The cap made the batches: more than the hour cap alone, each within the budget unless
+    # it is one hour, every hour staged once and in order.
+    assert len(batches) > -(-len(hours) // HOURS_PER_QUERY)
+    assert all(sum(b) <= budget or len(b) == 1 for b in batches)
+    assert any(len(b) > 1 for b in batches)
+    assert sum(len(b) for b in batches) == len(hours)
+    assert ("purchases", True) in rendered
+    assert ("landing_records", True) not in rendered  # its input is landing objects
+
+    assert_purchases(lake.query, reference)
+    assert assert_rejected(lake.query, reference) > 0
+    assert_accounted(lake.query, reference)
+    for table in KPI_ORDER:
+        assert_kpi(lake.query, reference, table, days)
+
+
+def test_purchases_read_again_is_rendered_only_for_plain_reads() -> None:
+    from purchase_pipeline.sql_render import template
+
+    held, _ = template("purchases", "duckdb")
+    again, _ = template("purchases", "duckdb", read_again=True)
+    assert "NOT MATERIALIZED" not in held
+    assert again.count("NOT MATERIALIZED") == 1
+    assert "accepted AS NOT MATERIALIZED" in again
+    # `repeated` groups and `ranked` windows: DuckDB still decides for those.
+    assert again.replace(" AS NOT MATERIALIZED", " AS") == held
