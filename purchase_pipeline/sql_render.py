@@ -357,25 +357,39 @@ def _unnest_to_select_list(tree: exp.Expression) -> exp.Expression:
     return tree
 
 
+# What makes reading a CTE again give other rows or cost more than holding it.
+_NOT_PLAIN_ARGS = ("joins", "group", "having", "distinct", "qualify", "order", "limit", "offset")
+_NOT_PLAIN_NODES = (
+    exp.Window,
+    exp.AggFunc,
+    exp.Subquery,
+    exp.Unnest,
+    exp.TableSample,
+    exp.Rand,
+    exp.Uuid,
+)
+
+
 def _is_plain_read(cte: exp.CTE, cte_names: set[str]) -> bool:
     """Whether a CTE only reads the rows of one input table (not another CTE): columns and a
-    filter, no join, grouping, window, aggregate or DISTINCT."""
+    filter, no join, grouping, window, aggregate, DISTINCT, ordering, limit, sample or random
+    value, so reading it again gives the same rows."""
     body = cte.this
     source = body.args.get("from_") if isinstance(body, exp.Select) else None
     if not isinstance(source, exp.From) or not isinstance(source.this, exp.Table):
         return False
-    if source.this.name in cte_names:
+    if source.this.name.lower() in cte_names:
         return False
-    if any(body.args.get(arg) for arg in ("joins", "group", "having", "distinct", "qualify")):
+    if any(body.args.get(arg) for arg in _NOT_PLAIN_ARGS):
         return False
-    return not any(body.find_all(exp.Window, exp.AggFunc, exp.Subquery, exp.Unnest))
+    return not any(body.find_all(*_NOT_PLAIN_NODES))
 
 
 def _read_plain_ctes_again(tree: exp.Expression) -> exp.Expression:
     """Mark every CTE that only reads a table NOT MATERIALIZED (DuckDB holds a CTE used more
     than once in memory, which spills when it is larger than the memory limit)."""
     ctes = list(tree.find_all(exp.CTE))
-    names = {cte.alias for cte in ctes}
+    names = {cte.alias.lower() for cte in ctes}
     for cte in ctes:
         if _is_plain_read(cte, names):
             cte.set("materialized", False)

@@ -123,3 +123,28 @@ def test_purchases_read_again_is_rendered_only_for_plain_reads() -> None:
     assert "accepted AS NOT MATERIALIZED" in again
     # `repeated` groups and `ranked` windows: DuckDB still decides for those.
     assert again.replace(" AS NOT MATERIALIZED", " AS") == held
+
+
+def test_only_a_cte_that_reads_the_same_rows_again_is_read_again() -> None:
+    import sqlglot
+
+    from purchase_pipeline.sql_render import render
+
+    sql = """
+        WITH plain AS (SELECT a, b FROM t WHERE a > 1),
+        ordered AS (SELECT a FROM t ORDER BY a LIMIT 5),
+        offset_rows AS (SELECT a FROM t OFFSET 5),
+        sampled AS (SELECT a FROM t TABLESAMPLE BERNOULLI (10)),
+        drawn AS (SELECT a, random() AS r FROM t),
+        stamped AS (SELECT a, uuid() AS u FROM t),
+        counted AS (SELECT a, count(*) AS n FROM t GROUP BY a),
+        ranked AS (SELECT a, row_number() OVER (ORDER BY a) AS n FROM t),
+        joined AS (SELECT t.a FROM t JOIN u ON t.a = u.a),
+        distinct_rows AS (SELECT DISTINCT a FROM t),
+        of_a_cte AS (SELECT a FROM PLAIN)
+        SELECT * FROM plain, ordered, offset_rows, sampled, drawn, stamped, counted, ranked,
+            joined, distinct_rows, of_a_cte
+    """
+    rendered = render(sqlglot.parse_one(sql, read="athena"), "duckdb", read_again=True)
+    assert rendered.count("NOT MATERIALIZED") == 1
+    assert "plain AS NOT MATERIALIZED" in rendered

@@ -93,6 +93,7 @@ class QueryEngine(ConfigurableResource):
 
     landing_bytes_per_query: int = Field(
         default=0,
+        ge=0,
         description=(
             "Landed bytes one landing query reads at most, in whole hours (an hour above it "
             "is read alone); 0: no cap but landing.HOURS_PER_QUERY hours."
