@@ -15,6 +15,7 @@ import purchase_pipeline.defs.landing as landing
 import purchase_pipeline.resources.engine.duckdb_engine as duckdb_engine
 from purchase_pipeline.defs.kpi import KPI_NAMES, build_kpi_day
 from purchase_pipeline.defs.landing import HOURS_PER_QUERY, hour_batches, stage_landing_hours
+from purchase_pipeline.defs.partitions import hours_of_days
 from purchase_pipeline.defs.warehouse import build_purchases_day, build_rejected_day
 from purchase_pipeline.resources.engine import DuckDBEngine
 from purchase_pipeline_tests.conftest import FIRST_DAY, LAST_DAY, Lake, land_test_data
@@ -55,9 +56,8 @@ def test_the_local_engine_caps_a_landing_query_and_the_aws_engine_does_not() -> 
 
 
 def _hours() -> list[str]:
-    first = dt.datetime(FIRST_DAY.year, FIRST_DAY.month, FIRST_DAY.day)
-    count = ((LAST_DAY - FIRST_DAY).days + 2) * 24
-    return [f"{first + dt.timedelta(hours=h):%Y-%m-%d-%H}:00" for h in range(count)]
+    """Hourly partition keys of the data set's days and the day after."""
+    return [f"{v}:00" for v in hours_of_days(FIRST_DAY, (LAST_DAY - FIRST_DAY).days + 2)]
 
 
 def test_small_batches_and_reading_again_keep_every_row(

@@ -88,16 +88,17 @@ class QueryEngineError(RuntimeError):
     """A failed query; the message names the query id, the table and the partition."""
 
 
+LANDING_BYTES_PER_QUERY_DESCRIPTION = (
+    "Landed bytes one landing query reads at most, in whole hours (an hour above it is read "
+    "alone); 0: no cap but landing.HOURS_PER_QUERY hours."
+)
+
+
 class QueryEngine(ConfigurableResource):
     """The query engine interface."""
 
     landing_bytes_per_query: int = Field(
-        default=0,
-        ge=0,
-        description=(
-            "Landed bytes one landing query reads at most, in whole hours (an hour above it "
-            "is read alone); 0: no cap but landing.HOURS_PER_QUERY hours."
-        ),
+        default=0, ge=0, description=LANDING_BYTES_PER_QUERY_DESCRIPTION
     )
 
     def write_partition(

@@ -27,6 +27,7 @@ from purchase_pipeline.identifiers import timestamp_literal, validate_identifier
 from purchase_pipeline.layout import HOUR_FOLDERS, arrival_hour
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
 from purchase_pipeline.resources.engine.base import (
+    LANDING_BYTES_PER_QUERY_DESCRIPTION,
     BuildResult,
     LandingSource,
     QueryEngine,
@@ -139,11 +140,8 @@ class DuckDBEngine(QueryEngine):
     landing_bytes_per_query: int = Field(
         default=LANDING_BYTES_PER_QUERY,
         ge=0,
-        description=(
-            "Landed bytes one landing query reads at most, in whole hours (an hour above it "
-            "is read alone); 0: no cap but landing.HOURS_PER_QUERY hours. Past memory_limit "
-            "a query spills; smaller ones each hold less (docs/benchmarks.md)."
-        ),
+        description=LANDING_BYTES_PER_QUERY_DESCRIPTION
+        + " Past memory_limit a query spills; smaller ones each hold less (docs/benchmarks.md).",
     )
     stale_build_seconds: float = Field(
         default=3600.0,
