@@ -450,6 +450,51 @@ def test_a_failed_swap_keeps_every_partition_the_catalog_points_at(
     assert _files_under(aws, f"{build}hour={HOURS[2]}/") == []
 
 
+def test_a_ctas_that_writes_rows_of_another_partition_fails_the_build_and_leaves_nothing(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows the CTAS wrote for a partition the build was not asked for would be counted and
+    never swapped in: the build fails naming the query and the partition, as on DuckDB."""
+    real_run = Session.run
+
+    def run(self: Session, sql: str, what: str, max_rows: int | None = None) -> Ran:
+        done = real_run(self, sql, what, max_rows)
+        if sql.startswith("CREATE TABLE"):
+            for day in ("2025-03-02", "2025-03-03"):
+                aws.store.put_object(f"{_ctas_location(aws, sql)}dt={day}/part-0", b"x")
+        return done
+
+    monkeypatch.setattr(Session, "run", run)
+    wrong = r"query \S+ building kpi_daily_summary dt=2025-03-02 produced rows for other partitions"
+    with pytest.raises(QueryEngineError, match=wrong + r": \['2025-03-03'\]"):
+        aws.build_summary()
+    assert _files_under(aws, "tables/kpi_daily_summary/") == []
+    assert aws.catalog.get_partition("kpi_daily_summary", "2025-03-02") is None
+
+
+def test_the_rows_athena_reports_for_a_ctas_of_one_partition_spare_a_count(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Athena's GetQueryResults carries a CTAS's UpdateCount (pyathena's `rowcount`); moto's
+    does not, so it is given here. A one-partition build then sends no count of its own and
+    records that many rows; without it (the other tests, moto as it is) the build counts."""
+    from pyathena.cursor import Cursor
+
+    def rowcount(cursor: Cursor) -> int:
+        return 7 if (cursor.query or "").startswith("CREATE TABLE") else -1
+
+    monkeypatch.setattr(Cursor, "rowcount", property(rowcount))
+    result = aws.build_summary()
+    sent = aws.new_queries()
+    assert [q for q in sent if q.startswith("CREATE TABLE")]
+    assert not [q for q in sent if "count(*)" in q], sent
+    assert result.rows == 7
+    assert aws.catalog.get_partition("kpi_daily_summary", "2025-03-02").stats["rows"] == 7
+    monkeypatch.undo()
+    assert aws.build_summary().rows == 0  # moto's results: no rows, and counted
+    assert [q for q in aws.new_queries() if q.startswith("SELECT dt, count(*)")]
+
+
 class _Killed(BaseException):
     """Stands for the process being killed mid-build: no `except Exception` sees it."""
 

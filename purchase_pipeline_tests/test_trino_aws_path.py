@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from purchase_pipeline.defs.landing import stage_landing_hours
+from purchase_pipeline.defs.warehouse import build_purchases_day
 from purchase_pipeline.layout import hour_prefix
 from purchase_pipeline.resources.engine.staged_ctes import STAGED_CTES
 from purchase_pipeline_tests.conftest import FIRST_DAY, LAST_DAY, Built
@@ -88,3 +89,40 @@ def test_trino_a_landing_build_reads_each_landed_object_once(built_on_trino: Bui
         if o.key.split("/")[3].endswith(tuple(f"_{c}" for c in STAGED_CTES["landing_records"]))
     ]
     assert not staged
+
+
+def test_trino_a_day_build_takes_its_rows_from_its_ctas_and_records_what_it_wrote(
+    built_on_trino: Built,
+) -> None:
+    """Athena bills a statement 10 MB at least. A build of one partition takes its rows from
+    its CTAS's own count (Trino's update count, Athena's UpdateCount) instead of counting the
+    table again; a build of many (a batch of landing hours) still counts each. Either way,
+    every partition's recorded rows equal what the table holds, and its recorded files and
+    bytes what its folder in the bucket holds."""
+    lake = built_on_trino.lake
+    store, catalog, engine = (lake.resources[k] for k in ("object_store", "catalog", "engine"))
+    with Recorder() as recorded:
+        result, _ = build_purchases_day(store, catalog, engine, FIRST_DAY.isoformat())
+    sent = [" ".join(s.sql.split()) for s in recorded.statements]
+    assert len([s for s in sent if s.startswith("CREATE TABLE")]) == 1, sent
+    assert not [s for s in sent if "count(*)" in s and "__build_" in s], sent
+    assert (
+        result.rows
+        == lake.query(f"SELECT count(*) AS n FROM purchases WHERE dt = DATE '{FIRST_DAY}'")[0]["n"]
+    )
+    assert result.rows > 0 and result.files and result.bytes_written > 0
+
+    checked = 0
+    tables = ["purchases", "purchases_rejected", *KPI_ORDER]
+    for table, key in [*((t, "dt") for t in tables), ("landing_records", "hour")]:
+        counts = {
+            str(r["value"]): r["n"]
+            for r in lake.query(f"SELECT {key} AS value, count(*) AS n FROM {table} GROUP BY 1")
+        }
+        for partition in catalog.list_partitions(table):
+            files = store.list_objects(partition.location)
+            assert partition.stats["rows"] == counts.get(partition.value, 0), (table, partition)
+            assert partition.stats["bytes"] == sum(o.size for o in files), (table, partition)
+            assert (partition.stats["rows"] > 0) == bool(files), (table, partition)
+            checked += 1
+    assert checked > 24 * len(DAYS)

@@ -12,7 +12,13 @@ from pyathena import connect
 from pyathena.error import Error as AthenaError
 from pyathena.util import RetryConfig
 
-from purchase_pipeline.resources.engine.dialects import ATHENA, Dialect, Ran, StatementError
+from purchase_pipeline.resources.engine.dialects import (
+    ATHENA,
+    Dialect,
+    Ran,
+    StatementError,
+    rows_written,
+)
 
 
 @dataclass(frozen=True)
@@ -64,4 +70,5 @@ class AthenaConnection:
             engine_ms=int(cursor.engine_execution_time_in_millis or 0),
             columns=[d[0] for d in cursor.description or []],
             rows=[tuple(r) for r in rows],
+            rows_written=rows_written(cursor),
         )

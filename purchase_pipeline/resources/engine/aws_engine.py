@@ -60,7 +60,7 @@ from purchase_pipeline.resources.engine.dialects import Ran, StatementError
 from purchase_pipeline.resources.engine.duckdb_engine import DuckDBEngine
 from purchase_pipeline.resources.engine.staged_ctes import split_stages
 from purchase_pipeline.resources.engine.trino_connection import TrinoConnection
-from purchase_pipeline.resources.object_store import ObjectStore, ObjectStoreError
+from purchase_pipeline.resources.object_store import ObjectInfo, ObjectStore, ObjectStoreError
 from purchase_pipeline.settings import athena_results_location, env, validate_bucket
 from purchase_pipeline.sql_render import ParamValue, bind, render, render_file
 
@@ -127,6 +127,24 @@ class PendingBuild:
 
     def folder(self, value: str) -> str:
         return f"{self.location}{self.partition_key}={value}/"
+
+
+def _written_files(
+    store: ObjectStore, pending: PendingBuild, query_id: str, what: str
+) -> dict[str, list[ObjectInfo]]:
+    """The files a build's CTAS wrote, by partition value. Rows for a partition the build was
+    not asked for fail it, as on DuckDB: they would be counted and never swapped in."""
+    written: dict[str, list[ObjectInfo]] = {}
+    prefix = f"{pending.partition_key}="
+    for info in store.list_objects(pending.location):
+        folder = info.key[len(pending.location) :].split("/", 1)[0]
+        written.setdefault(folder.removeprefix(prefix), []).append(info)
+    unexpected = sorted(set(written) - set(pending.values))
+    if unexpected:
+        raise QueryEngineError(
+            f"query {query_id} building {what} produced rows for other partitions: {unexpected[:5]}"
+        )
+    return written
 
 
 def pending_folder(table: str) -> str:
@@ -477,11 +495,21 @@ class AwsEngine(QueryEngine, AwsConnection):
             ]  # fmt: skip
             run = session.run(ctas, f"building {what}")
             created = True
-            counts = session.run(
-                f"SELECT {partition_key}, count(*) FROM {self.database_name}.{staging} GROUP BY 1",
-                f"counting {what}",
-            )
-            rows_by_value = {str(v): int(n) for v, n in counts.rows}
+            written = _written_files(store, pending, run.query_id, what)
+            counted: list[Ran] = []
+            if len(values) == 1 and run.rows_written is not None:
+                # One partition, and no files outside it: the CTAS's own count is its rows
+                # (a statement less, which Athena bills at 10 MB at least).
+                rows_by_value = {values[0]: run.rows_written}
+            else:
+                counted.append(
+                    session.run(
+                        f"SELECT {partition_key}, count(*) "
+                        f"FROM {self.database_name}.{staging} GROUP BY 1",
+                        f"counting {what}",
+                    )
+                )
+                rows_by_value = {str(v): int(n) for v, n in counted[0].rows}
             previews = {
                 value: session.run(
                     f"SELECT * FROM {self.database_name}.{staging} "
@@ -508,6 +536,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                         stats={
                             **stats.get(value, {}),
                             "rows": rows,
+                            "bytes": sum(o.size for o in written.get(value, [])),
                             "query_id": run.query_id,
                             "build_id": build_id,
                         },
@@ -519,17 +548,17 @@ class AwsEngine(QueryEngine, AwsConnection):
                     partition=value,
                     location=folder,
                     rows=rows,
-                    files=[],
-                    bytes_written=0,
+                    files=[] if superseded else [o.key for o in written.get(value, [])],
+                    bytes_written=0 if superseded else sum(o.size for o in written.get(value, [])),
                     query_id=run.query_id,
                     engine_ms=engine_ms,
                     sql=ctas,
                     replaced_location=replaced,
-                    bytes_scanned=sum(r.bytes_scanned for r in (*staged, run, counts)),
+                    bytes_scanned=sum(r.bytes_scanned for r in (*staged, run, *counted)),
                     extra={
                         "engine": session.connection.name,
                         "state": run.state,
-                        "cost_usd": sum(r.cost_usd for r in (*staged, run, counts)),
+                        "cost_usd": sum(r.cost_usd for r in (*staged, run, *counted)),
                         **state,
                     },
                     preview=(previews[value].columns, previews[value].rows)

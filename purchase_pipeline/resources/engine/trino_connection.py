@@ -16,7 +16,13 @@ from trino.auth import BasicAuthentication
 from trino.exceptions import TrinoQueryError
 
 from purchase_pipeline.identifiers import validate_identifier, validate_trino_url
-from purchase_pipeline.resources.engine.dialects import TRINO, Dialect, Ran, StatementError
+from purchase_pipeline.resources.engine.dialects import (
+    TRINO,
+    Dialect,
+    Ran,
+    StatementError,
+    rows_written,
+)
 
 DEFAULT_USER = "purchase-pipeline"
 
@@ -81,4 +87,5 @@ class TrinoConnection:
             engine_ms=int(stats.get("elapsedTimeMillis") or 0),
             columns=[d[0] for d in cursor.description or []],
             rows=[tuple(r) for r in rows],
+            rows_written=rows_written(cursor),
         )
