@@ -7,10 +7,13 @@ rows it compared.
 """
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from purchase_pipeline.defs.table_checks import LANDING_FIGURES, PURCHASES_FIGURES, REASONS
+from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline_tests.reference import UNREADABLE, UNREADABLE_OBJECT, Reference
 
 Query = Callable[[str], list[dict[str, Any]]]
@@ -102,3 +105,45 @@ def assert_accounted(query: Query, reference: Reference) -> int:
     assert duplicates == sum(reference.duplicates_dropped.values())
     assert reference.landed == purchases + duplicates + rejected
     return int(staged["n"])
+
+
+def assert_figures(query: Query, catalog: Catalog, reference: Reference) -> int:
+    """The counts each build kept with its partitions (engine.figure_columns) are the
+    reference's: each day's purchases, buyers and books, each day's rejected records by
+    reason, and the landing hours' records by outcome (each hour as the table holds it, and
+    all hours together as the reference has them). Returns the partitions compared."""
+    days = {row["dt"]: row for row in reference.kpi_daily_summary()}
+    reasons = Counter((r.dt, r.reason) for r in reference.rejected)
+    compared = 0
+    for partition in catalog.list_partitions("purchases"):
+        day = days.get(dt.date.fromisoformat(partition.value), {})
+        kept = {name: partition.stats[name] for name in ("rows", *PURCHASES_FIGURES)}
+        want = {"rows": day.get("purchases", 0)} | {n: day.get(n, 0) for n in PURCHASES_FIGURES}
+        assert kept == want, partition.value
+        compared += 1
+    for partition in catalog.list_partitions("purchases_rejected"):
+        day = dt.date.fromisoformat(partition.value)
+        assert {r: partition.stats[f"reason_{r}"] for r in REASONS} == {
+            r: reasons[(day, r)] for r in REASONS
+        }, partition.value
+        compared += 1
+    outcomes = ", ".join(
+        f"coalesce({count}, 0) AS {name}" for name, count in LANDING_FIGURES.items()
+    )
+    by_hour = {
+        row.pop("hour"): row
+        for row in query(f"SELECT hour, {outcomes} FROM landing_records GROUP BY hour")
+    }
+    totals: Counter[str] = Counter()
+    for partition in catalog.list_partitions("landing_records"):
+        kept = {name: partition.stats[name] for name in LANDING_FIGURES}
+        assert kept == by_hour.get(partition.value, dict.fromkeys(LANDING_FIGURES, 0))
+        totals.update(kept)
+        compared += 1
+    assert totals["accepted"] == len(reference.purchases) + sum(
+        reference.duplicates_dropped.values()
+    )
+    assert {r: totals[f"reason_{r}"] for r in REASONS} == {
+        r: sum(n for (_, reason), n in reasons.items() if reason == r) for r in REASONS
+    }
+    return compared

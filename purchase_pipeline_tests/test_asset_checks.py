@@ -8,6 +8,7 @@ on purpose, swap them back afterwards, and must not touch the session's shared d
 
 import contextlib
 import datetime as dt
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -33,7 +34,7 @@ from dagster import (
 from purchase_pipeline.cli import main as cli_main
 from purchase_pipeline.definitions import build_definitions
 from purchase_pipeline.defs import checks, table_checks
-from purchase_pipeline.defs.checks import snapshot
+from purchase_pipeline.defs.checks import TableChecks, snapshot
 from purchase_pipeline.defs.table_checks import (
     REJECTED_RATE_SETTING,
     purchases_checks,
@@ -671,3 +672,67 @@ def test_checks_the_engine_did_not_run_fail_with_error(checked: Checked) -> None
             for outcome in by_key.values():
                 assert not outcome.passed and outcome.severity == ERROR
                 assert outcome.description.startswith("Not evaluated")
+
+
+def _queries_sent(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every DuckDBEngine.query from now on, in order."""
+    sent: list[str] = []
+    real_query = DuckDBEngine.query
+
+    def query(self: DuckDBEngine, store: Any, catalog: Any, sql: str, *args: Any, **kw: Any) -> Any:
+        sent.append(sql)
+        return real_query(self, store, catalog, sql, *args, **kw)
+
+    monkeypatch.setattr(DuckDBEngine, "query", query)
+    return sent
+
+
+@pytest.mark.parametrize(
+    ("family", "check", "table", "figure"),
+    [
+        (
+            table_checks.kpi_table_checks("daily_summary"),
+            "matches_purchases",
+            "purchases",
+            "buyers",
+        ),
+        (table_checks.rejected_checks, "accounting_identity", "landing_records", "accepted"),
+    ],
+    ids=["kpi_daily_summary", "purchases_rejected"],
+)
+def test_checks_compare_with_the_counts_their_inputs_builds_kept(
+    checked: Checked,
+    monkeypatch: pytest.MonkeyPatch,
+    family: TableChecks,
+    check: str,
+    table: str,
+    figure: str,
+) -> None:
+    """The KPIs' checks compare with the day's purchases, buyers and books, and the rejected
+    table's with the records that arrived on the day, as the builds of their input partitions
+    counted and kept them (on Athena each check read its input again): they read no input,
+    they fail when the table disagrees with the kept counts, and an input partition built
+    before the counts were kept is counted from its table, with the same outcome."""
+    store, catalog = checked.store, checked.catalog
+    engine = checked.lake.resources["engine"]
+    day = DAYS[0]
+    partition = max(
+        (p for p in catalog.list_partitions(table) if p.value.startswith(day)),
+        key=lambda p: p.stats["rows"],
+    )
+    sent = _queries_sent(monkeypatch)
+    reads_input = re.compile(rf"\bFROM {table}\b")
+
+    def passes(**stats: Any) -> bool:
+        catalog.swap_partition(table, replace(partition, stats=stats))
+        sent.clear()
+        return family.evaluate(store, catalog, engine, [day])[check][day].passed
+
+    try:
+        assert passes(**partition.stats)
+        assert sent and not [sql for sql in sent if reads_input.search(sql)], sent
+        assert not passes(**{**partition.stats, figure: partition.stats[figure] + 1})
+        assert passes(**{k: v for k, v in partition.stats.items() if k != figure})
+        assert [sql for sql in sent if reads_input.search(sql)], sent
+    finally:
+        catalog.swap_partition(table, partition)

@@ -663,7 +663,7 @@ def test_the_utf8_rebuild_is_not_one_of_the_read_attempts(
     checked: list[bool] = []
 
     def flaky(self: Any, *args: Any) -> Any:
-        checked.append(args[-2])  # utf8, before preview_rows
+        checked.append(args[-3])  # utf8, before preview_rows and figures
         if failures:
             raise failures.pop(0)
         return copy(self, *args)

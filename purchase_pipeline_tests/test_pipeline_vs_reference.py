@@ -9,6 +9,7 @@ from purchase_pipeline_tests.conftest import FIRST_DAY, LAST_DAY, Built
 from purchase_pipeline_tests.reference_tables import (
     KPI_ORDER,
     assert_accounted,
+    assert_figures,
     assert_kpi,
     assert_purchases,
     assert_rejected,
@@ -50,3 +51,8 @@ def test_kpi_tables_equal_the_reference(built: Built, table: str) -> None:
 
 def test_every_landed_record_is_accounted_for(built: Built) -> None:
     assert_accounted(built.lake.query, built.reference)
+
+
+def test_the_counts_kept_with_each_partition_are_the_reference(built: Built) -> None:
+    catalog = built.lake.resources["catalog"]
+    assert assert_figures(built.lake.query, catalog, built.reference) > 24 * len(_days())

@@ -10,14 +10,15 @@ import re
 import boto3
 import pytest
 
+from purchase_pipeline.defs.kpi import build_kpi_day
 from purchase_pipeline.defs.landing import stage_landing_hours
-from purchase_pipeline.defs.warehouse import build_purchases_day
 from purchase_pipeline.layout import hour_prefix
 from purchase_pipeline.resources.engine.staged_ctes import STAGED_CTES
 from purchase_pipeline_tests.conftest import FIRST_DAY, LAST_DAY, Built
 from purchase_pipeline_tests.reference_tables import (
     KPI_ORDER,
     assert_accounted,
+    assert_figures,
     assert_kpi,
     assert_purchases,
     assert_rejected,
@@ -96,20 +97,18 @@ def test_trino_a_day_build_takes_its_rows_from_its_ctas_and_records_what_it_wrot
 ) -> None:
     """Athena bills a statement 10 MB at least. A build of one partition takes its rows from
     its CTAS's own count (Trino's update count, Athena's UpdateCount) instead of counting the
-    table again; a build of many (a batch of landing hours) still counts each. Either way,
-    every partition's recorded rows equal what the table holds, and its recorded files and
-    bytes what its folder in the bucket holds."""
+    table again; a build of many (a batch of landing hours), or one that keeps figures
+    (purchases), still counts each. Either way, every partition's recorded rows equal what
+    the table holds, and its recorded files and bytes what its folder in the bucket holds."""
     lake = built_on_trino.lake
     store, catalog, engine = (lake.resources[k] for k in ("object_store", "catalog", "engine"))
     with Recorder() as recorded:
-        result, _ = build_purchases_day(store, catalog, engine, FIRST_DAY.isoformat())
+        result, _ = build_kpi_day("genre_daily", store, catalog, engine, FIRST_DAY.isoformat())
     sent = [" ".join(s.sql.split()) for s in recorded.statements]
     assert len([s for s in sent if s.startswith("CREATE TABLE")]) == 1, sent
     assert not [s for s in sent if "count(*)" in s and "__build_" in s], sent
-    assert (
-        result.rows
-        == lake.query(f"SELECT count(*) AS n FROM purchases WHERE dt = DATE '{FIRST_DAY}'")[0]["n"]
-    )
+    day = f"SELECT count(*) AS n FROM kpi_genre_daily WHERE dt = DATE '{FIRST_DAY}'"
+    assert result.rows == lake.query(day)[0]["n"]
     assert result.rows > 0 and result.files and result.bytes_written > 0
 
     checked = 0
@@ -126,3 +125,8 @@ def test_trino_a_day_build_takes_its_rows_from_its_ctas_and_records_what_it_wrot
             assert (partition.stats["rows"] > 0) == bool(files), (table, partition)
             checked += 1
     assert checked > 24 * len(DAYS)
+
+
+def test_trino_the_counts_kept_with_each_partition_are_the_reference(built_on_trino: Built) -> None:
+    catalog = built_on_trino.lake.resources["catalog"]
+    assert assert_figures(built_on_trino.lake.query, catalog, built_on_trino.reference) > 24

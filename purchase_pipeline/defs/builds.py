@@ -67,8 +67,10 @@ def write_daily_table(
     key: str,
     params: dict[str, Any],
     sources: dict[str, Source],
+    figures: dict[str, str] | None = None,
 ) -> BuildResult:
-    """Build partition `dt=key` of `table` from `sql/<table>.sql`, with a preview."""
+    """Build partition `dt=key` of `table` from `sql/<table>.sql`, with a preview and
+    `figures` (engine.figure_columns)."""
     return engine.write_partition(
         store,
         catalog,
@@ -79,6 +81,7 @@ def write_daily_table(
         params=params,
         sources=sources,
         preview_rows=PREVIEW_ROWS,
+        figures=figures,
     )
 
 

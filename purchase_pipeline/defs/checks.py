@@ -274,6 +274,21 @@ def per_day(
     return rows_by_key(result, key_of)
 
 
+def kept_sums(
+    catalog: Catalog, table: str, partitions: dict[str, list[str]], names: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """For each key, the stats `names` summed over its `partitions` of `table`, as their
+    builds counted and kept them (engine.figure_columns): what a check would otherwise read
+    the table for. A key with a partition missing, or kept without one of `names` (built
+    before it was), is left out, for the caller to count from the table."""
+    found: dict[str, dict[str, int]] = {}
+    for key, values in partitions.items():
+        kept = [catalog.get_partition(table, value) for value in values]
+        if all(p is not None and all(n in p.stats for n in names) for p in kept):
+            found[key] = {n: sum(int(p.stats[n]) for p in kept if p is not None) for n in names}
+    return found
+
+
 def not_evaluated(names: Sequence[str], keys: Sequence[str]) -> Outcomes:
     """A check the engine gave no numbers for failed: the query asks for one row per
     partition, so an engine that answers none ran nothing (moto's Athena, say), and a build

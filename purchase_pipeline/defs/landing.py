@@ -23,11 +23,11 @@ from purchase_pipeline.defs.automation import LANDING_KEY
 from purchase_pipeline.defs.builds import markdown_table, report_partitions
 from purchase_pipeline.defs.checks import asset_check_specs, build_and_check
 from purchase_pipeline.defs.partitions import hour_of, hour_value, hourly_partitions
-from purchase_pipeline.defs.table_checks import landing_checks
+from purchase_pipeline.defs.table_checks import LANDING_FIGURES, by_reason, landing_checks
 from purchase_pipeline.identifiers import validate_prefix
 from purchase_pipeline.layout import hour_prefix, parse_landing_key
 from purchase_pipeline.resources.catalog import Catalog
-from purchase_pipeline.resources.engine import BuildResult, LandingSource, QueryEngine, TableSource
+from purchase_pipeline.resources.engine import BuildResult, LandingSource, QueryEngine
 from purchase_pipeline.resources.object_store import ObjectInfo, ObjectStore
 from purchase_pipeline.settings import env
 
@@ -136,25 +136,14 @@ def _stage_batch(
             }
             for v in values
         },
+        figures=LANDING_FIGURES,
     )
-    counts = engine.query(
-        store,
-        catalog,
-        "SELECT date_format(arrival_hour, '%Y-%m-%d-%H') AS hour, "
-        "coalesce(reason, 'accepted') AS outcome, count(*) AS records "
-        "FROM landing_records GROUP BY 1, 2",
-        sources={LANDING_RECORDS: TableSource(LANDING_RECORDS, values)},
-    )
-    outcomes: dict[str, dict[str, int]] = {v: {} for v in values}
-    for hour, outcome, records in counts.rows:
-        outcomes[hour][outcome] = records
     reports = []
     for key, value in zip(keys, values, strict=True):
-        result, objects, by_outcome = (
-            results[value],
-            landed[value],
-            dict(sorted(outcomes[value].items())),
-        )
+        result, objects = results[value], landed[value]
+        accepted = result.figures["accepted"]
+        outcomes = {"accepted": accepted, **by_reason(result.figures)}
+        by_outcome = {outcome: n for outcome, n in sorted(outcomes.items()) if n}
         version = hashlib.sha256(
             "\n".join(f"{o.key}\t{o.size}\t{o.modified}" for o in objects).encode()
         ).hexdigest()
@@ -162,8 +151,8 @@ def _stage_batch(
             "objects": MetadataValue.int(len(objects)),
             "bytes": MetadataValue.int(sum(o.size for o in objects)),
             "records": MetadataValue.int(result.rows),
-            "accepted": MetadataValue.int(by_outcome.get("accepted", 0)),
-            "rejected": MetadataValue.int(result.rows - by_outcome.get("accepted", 0)),
+            "accepted": MetadataValue.int(accepted),
+            "rejected": MetadataValue.int(result.rows - accepted),
             "records_by_outcome": MetadataValue.json(by_outcome),
             "skipped_keys": MetadataValue.json(skipped[value]),
             "landing_data_version": MetadataValue.text(version),

@@ -27,6 +27,7 @@ from purchase_pipeline.defs.checks import (
     attach_repeated_keys,
     complete,
     int_metadata,
+    kept_sums,
     listed,
     offending_rows,
     per_day,
@@ -53,6 +54,19 @@ REASONS = (
     "too_late",
     "unreadable_object",
 )
+# Counts a build keeps with each partition (engine.figure_columns), so that its metadata and
+# the checks of the tables built from it read them instead of the table: each landing hour's
+# records by outcome, each day's rejected records by reason, each day's buyers and books.
+REASON_FIGURES = {f"reason_{r}": f"count_if(reason = '{r}')" for r in REASONS}
+LANDING_FIGURES = {"accepted": "count_if(reason IS NULL)", **REASON_FIGURES}
+PURCHASES_FIGURES = {"buyers": "count(DISTINCT user_id)", "books": "count(DISTINCT book_id)"}
+
+
+def by_reason(figures: dict[str, int]) -> dict[str, int]:
+    """The reasons of a partition's REASON_FIGURES that it has, by name."""
+    return {r: figures[f"reason_{r}"] for r in sorted(REASONS) if figures.get(f"reason_{r}")}
+
+
 AGE_BANDS = ("<18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
 
 
@@ -430,6 +444,27 @@ FROM {wanted}
 LEFT JOIN arrived AS a ON a.arrival_day = w.p
 """
 
+
+def landed_per_day(
+    store: ObjectStore, catalog: Catalog, engine: QueryEngine, keys: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The records that arrived on each day, and of them the rejected: the sums of what the
+    day's landing hours' builds counted and kept (LANDING_FIGURES), or, for a day with an
+    hour built before that (or not built), counted from landing_records."""
+    hours = {key: hours_of_days(day_of(key), 1) for key in keys}
+    found: dict[str, dict[str, Any]] = {
+        key: {"arrived": sums["rows"], "rejected": sums["rows"] - sums["accepted"]}
+        for key, sums in kept_sums(catalog, LANDING_RECORDS, hours, ["rows", "accepted"]).items()
+    }
+    missing = [key for key in keys if key not in found]
+    if missing:
+        found |= per_day(
+            store, catalog, engine, REJECTED_LANDED_SQL, missing,
+            {LANDING_RECORDS: TableSource(LANDING_RECORDS, [h for k in missing for h in hours[k]])},
+        )  # fmt: skip
+    return found
+
+
 REJECTED_VALID = f"""
 source_key IS NOT NULL AND reason IN {_in_list(REASONS)}
 AND record IS NOT NULL AND length(record) <= 16384
@@ -507,16 +542,7 @@ def evaluate_rejected(
     store: ObjectStore, catalog: Catalog, engine: QueryEngine, keys: list[str]
 ) -> Outcomes:
     threshold = rejected_rate_threshold()
-    first, last = min(day_of(k) for k in keys), max(day_of(k) for k in keys)
-    hours = hours_of_days(first, (last - first).days + 1)
-    landed = per_day(
-        store,
-        catalog,
-        engine,
-        REJECTED_LANDED_SQL,
-        keys,
-        {LANDING_RECORDS: TableSource(LANDING_RECORDS, hours)},
-    )
+    landed = landed_per_day(store, catalog, engine, keys)
     table: dict[str, Source] = {"purchases_rejected": TableSource("purchases_rejected", list(keys))}
     built = per_day(store, catalog, engine, REJECTED_SQL, keys, table, valid=REJECTED_VALID)
     outcomes: Outcomes = {c.name: {} for c in REJECTED_CHECKS}
@@ -640,24 +666,49 @@ KPI_RULES: dict[str, KpiRules] = {
     ),
 }
 
-KPI_PURCHASES_SQL = """
+# A day's purchases rows, buyers and books, for a purchases partition built before its
+# PURCHASES_FIGURES were kept with it (day_purchases).
+KPI_PURCHASES_SQL = (
+    """
 WITH day_purchases AS (
     SELECT
         dt,
-        count(*) AS purchases,
-        count(DISTINCT user_id) AS buyers,
-        count(DISTINCT book_id) AS books
+        count(*) AS purchases"""
+    + "".join(f",\n        {count} AS {name}" for name, count in PURCHASES_FIGURES.items())
+    + """
     FROM purchases
     GROUP BY dt
 )
 SELECT
     w.p,
-    coalesce(d.purchases, 0) AS purchases,
-    coalesce(d.buyers, 0) AS buyers,
-    coalesce(d.books, 0) AS books
+    coalesce(d.purchases, 0) AS purchases"""
+    + "".join(f",\n    coalesce(d.{name}, 0) AS {name}" for name in PURCHASES_FIGURES)
+    + """
 FROM {wanted}
 LEFT JOIN day_purchases AS d ON d.dt = w.p
 """
+)
+
+
+def day_purchases(
+    store: ObjectStore, catalog: Catalog, engine: QueryEngine, keys: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Each day's purchases rows, buyers and books: what its purchases partition's build
+    counted and kept with it (PURCHASES_FIGURES), so that the six KPIs' checks do not each read
+    the day's purchases again; counted from the table for a partition built before that (or
+    none)."""
+    kept = kept_sums(catalog, "purchases", {k: [k] for k in keys}, ["rows", *PURCHASES_FIGURES])
+    found: dict[str, dict[str, Any]] = {
+        key: {"purchases": sums.pop("rows"), **sums} for key, sums in kept.items()
+    }
+    missing = [key for key in keys if key not in found]
+    if missing:
+        found |= per_day(
+            store, catalog, engine, KPI_PURCHASES_SQL, missing,
+            {"purchases": TableSource("purchases", missing)},
+        )  # fmt: skip
+    return found
+
 
 KPI_SQL = """
 WITH checked AS (
@@ -733,14 +784,7 @@ def kpi_table_checks(name: str) -> TableChecks:
     def evaluate(
         store: ObjectStore, catalog: Catalog, engine: QueryEngine, keys: list[str]
     ) -> Outcomes:
-        purchases = per_day(
-            store,
-            catalog,
-            engine,
-            KPI_PURCHASES_SQL,
-            keys,
-            {"purchases": TableSource("purchases", list(keys))},
-        )
+        purchases = day_purchases(store, catalog, engine, keys)
         copies = "".join(
             f", count(*) OVER (PARTITION BY dt, {validate_identifier(c)}) AS copies_{i}"
             for i, c in enumerate(rules.unique)

@@ -13,7 +13,13 @@ from dagster import AssetDep, MetadataValue, TimeWindowPartitionMapping
 from purchase_pipeline.defs.builds import daily_table_asset, preview, write_daily_table
 from purchase_pipeline.defs.landing import LANDING_RECORDS, landing_purchases
 from purchase_pipeline.defs.partitions import day_of, day_start, hours_of_days
-from purchase_pipeline.defs.table_checks import purchases_checks, rejected_checks
+from purchase_pipeline.defs.table_checks import (
+    PURCHASES_FIGURES,
+    REASON_FIGURES,
+    by_reason,
+    purchases_checks,
+    rejected_checks,
+)
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, QueryEngine, TableSource
 from purchase_pipeline.resources.object_store import ObjectStore
@@ -46,8 +52,9 @@ def build_purchases_day(
     day = day_of(key)
     params, source = landing_window(day, days=2)
     result = write_daily_table(
-        store, catalog, engine, "purchases", key, params, {LANDING_RECORDS: source}
-    )
+        store, catalog, engine, "purchases", key, params, {LANDING_RECORDS: source},
+        PURCHASES_FIGURES,
+    )  # fmt: skip
     # The duplicates dropped are the accounting_identity check's figure: it counts the
     # accepted records it reads anyway, so the build does not read the day's hours twice.
     return result, {
@@ -62,16 +69,11 @@ def build_rejected_day(
     day = day_of(key)
     params, source = landing_window(day, days=1)
     result = write_daily_table(
-        store, catalog, engine, "purchases_rejected", key, params, {LANDING_RECORDS: source}
-    )
-    reasons = engine.query(
-        store,
-        catalog,
-        "SELECT reason, count(*) FROM purchases_rejected GROUP BY reason ORDER BY reason",
-        sources={"purchases_rejected": TableSource("purchases_rejected", [key])},
-    )
+        store, catalog, engine, "purchases_rejected", key, params, {LANDING_RECORDS: source},
+        REASON_FIGURES,
+    )  # fmt: skip
     return result, {
-        "rejected_by_reason": MetadataValue.json(dict(reasons.rows)),
+        "rejected_by_reason": MetadataValue.json(by_reason(result.figures)),
         **landing_read_stats(catalog, source.partitions or []),
         "preview": preview(result),
     }

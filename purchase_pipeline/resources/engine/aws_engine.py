@@ -52,6 +52,7 @@ from purchase_pipeline.resources.engine.base import (
     QueryResult,
     Source,
     TableSource,
+    figure_columns,
     new_build_id,
     parse_query,
     swap_in,
@@ -400,6 +401,7 @@ class AwsEngine(QueryEngine, AwsConnection):
         sources: dict[str, Source],
         stats: dict[str, dict[str, Any]] | None = None,
         preview_rows: int = 0,
+        figures: dict[str, str] | None = None,
     ) -> dict[str, BuildResult]:
         validate_identifier(table)
         validate_identifier(partition_key)
@@ -418,7 +420,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                     values = partition_values[start : start + MAX_PARTITIONS_PER_STATEMENT]
                     results |= self._build_batch(
                         store, catalog, table, partition_key, partition_expression, values,
-                        select, data_columns, stats or {}, preview_rows,
+                        select, data_columns, stats or {}, preview_rows, figures or {},
                     )  # fmt: skip
                 return results
             except QueryEngineError as exc:
@@ -449,6 +451,7 @@ class AwsEngine(QueryEngine, AwsConnection):
         data_columns: list[str],
         stats: dict[str, dict[str, Any]],
         preview_rows: int = 0,
+        figures: dict[str, str] | None = None,
     ) -> dict[str, BuildResult]:
         build_id = new_build_id()
         location = f"tables/{table}/_builds/{build_id}/"
@@ -497,19 +500,24 @@ class AwsEngine(QueryEngine, AwsConnection):
             created = True
             written = _written_files(store, pending, run.query_id, what)
             counted: list[Ran] = []
-            if len(values) == 1 and run.rows_written is not None:
+            found: dict[str, dict[str, int]] = {}
+            if len(values) == 1 and run.rows_written is not None and not figures:
                 # One partition, and no files outside it: the CTAS's own count is its rows
                 # (a statement less, which Athena bills at 10 MB at least).
                 rows_by_value = {values[0]: run.rows_written}
             else:
                 counted.append(
                     session.run(
-                        f"SELECT {partition_key}, count(*) "
-                        f"FROM {self.database_name}.{staging} GROUP BY 1",
+                        f"SELECT {partition_key}, count(*){figure_columns(figures or {}, 'athena')}"
+                        f" FROM {self.database_name}.{staging} GROUP BY 1",
                         f"counting {what}",
                     )
                 )
-                rows_by_value = {str(v): int(n) for v, n in counted[0].rows}
+                rows_by_value = {str(row[0]): int(row[1]) for row in counted[0].rows}
+                found = {
+                    str(row[0]): {n: int(v) for n, v in zip(figures or {}, row[2:], strict=True)}
+                    for row in counted[0].rows
+                }
             previews = {
                 value: session.run(
                     f"SELECT * FROM {self.database_name}.{staging} "
@@ -526,6 +534,7 @@ class AwsEngine(QueryEngine, AwsConnection):
             for value in values:
                 folder = pending.folder(value)
                 rows = rows_by_value.get(value, 0)
+                value_figures = found.get(value, dict.fromkeys(figures or {}, 0))
                 replaced, superseded = swap_in(
                     store,
                     catalog,
@@ -535,6 +544,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                         location=folder,
                         stats={
                             **stats.get(value, {}),
+                            **value_figures,
                             "rows": rows,
                             "bytes": sum(o.size for o in written.get(value, [])),
                             "query_id": run.query_id,
@@ -564,6 +574,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                     preview=(previews[value].columns, previews[value].rows)
                     if value in previews
                     else None,
+                    figures=value_figures,
                 )
         except Exception:
             if self._discard_build(store, catalog, session, pending, created, what):

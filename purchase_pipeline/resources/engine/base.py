@@ -82,10 +82,32 @@ class BuildResult:
     extra: dict[str, Any] = field(default_factory=dict)
     # The partition's first rows (columns, rows), when the build was asked for them.
     preview: tuple[list[str], list[tuple[Any, ...]]] | None = None
+    # The figures the build was asked for (see `figure_columns`), by name.
+    figures: dict[str, int] = field(default_factory=dict)
 
 
 class QueryEngineError(RuntimeError):
     """A failed query; the message names the query id, the table and the partition."""
+
+
+# What every build records with a partition; a figure may not take one of these names.
+RECORDED_STATS = frozenset({"rows", "bytes", "query_id", "build_id"})
+
+
+def figure_columns(figures: dict[str, str], dialect: str) -> str:
+    """`, <count> AS <name>` for each figure: a count over a partition's rows in Athena SQL
+    (`count(*)`, `count_if(...)`, `count(DISTINCT ...)`), which a build computes while it has
+    the rows at hand and keeps with the partition's stats, so that what reads the figure
+    later (a metadata entry, an asset check) does not read the table again. A partition with
+    no rows has 0 of each."""
+    columns = []
+    for name, count in figures.items():
+        if validate_identifier(name) in RECORDED_STATS:
+            raise ValueError(f"figure {name!r} has the name of a stat every build records")
+        # DuckDB's count_if of nothing but NULLs is NULL, Trino's 0.
+        tree = exp.func("coalesce", sqlglot.parse_one(count, read="athena"), exp.Literal.number(0))
+        columns.append(f", {tree.sql(dialect=dialect)} AS {name}")
+    return "".join(columns)
 
 
 LANDING_BYTES_PER_QUERY_DESCRIPTION = (
@@ -113,11 +135,13 @@ class QueryEngine(ConfigurableResource):
         sources: dict[str, Source],
         stats: dict[str, Any] | None = None,
         preview_rows: int = 0,
+        figures: dict[str, str] | None = None,
     ) -> BuildResult:
         """Run `sql_name` into a fresh location and swap the catalog partition to it.
 
         Every row goes to `partition_value`. `stats` are kept with the partition in the
-        catalog (e.g. objects and bytes read); `preview_rows` of its rows come back with it.
+        catalog (e.g. objects and bytes read); `preview_rows` of its rows come back with it,
+        and `figures` (`figure_columns`) are computed, returned and kept in its stats.
         """
         results = self.write_partitions(
             store,
@@ -131,6 +155,7 @@ class QueryEngine(ConfigurableResource):
             sources,
             {partition_value: stats or {}},
             preview_rows=preview_rows,
+            figures=figures,
         )
         return results[partition_value]
 
@@ -147,13 +172,15 @@ class QueryEngine(ConfigurableResource):
         sources: dict[str, Source],
         stats: dict[str, dict[str, Any]] | None = None,
         preview_rows: int = 0,
+        figures: dict[str, str] | None = None,
     ) -> dict[str, BuildResult]:
         """Run `sql_name` once and write each of `partition_values` to a fresh location.
 
         `partition_expression` (Athena SQL over the query's columns) gives each row's
         partition value; every value asked for is swapped in, with no rows if none had it.
         With `preview_rows`, each result carries that many of its partition's rows, read
-        while the build still has them at hand (no query of its own).
+        while the build still has them at hand (no query of its own). With `figures`, each
+        carries them and its partition keeps them in its stats (`figure_columns`).
         """
         raise NotImplementedError
 

@@ -35,6 +35,7 @@ from purchase_pipeline.resources.engine.base import (
     QueryResult,
     Source,
     TableSource,
+    figure_columns,
     new_build_id,
     parse_query,
     partition_location,
@@ -397,6 +398,7 @@ class DuckDBEngine(QueryEngine):
         sources: dict[str, Source],
         stats: dict[str, dict[str, Any]] | None = None,
         preview_rows: int = 0,
+        figures: dict[str, str] | None = None,
     ) -> dict[str, BuildResult]:
         query_id = f"duckdb-{uuid.uuid4()}"
         build_id = new_build_id()
@@ -420,9 +422,9 @@ class DuckDBEngine(QueryEngine):
         utf8, attempt = False, 1
         while True:
             try:
-                described, files_by_value, previews = self._copy_partitions(
+                described, files_by_value, previews, counted = self._copy_partitions(
                     store, catalog, sources, sql_name, params, partition_key, part, batch,
-                    partition_values, utf8, preview_rows,
+                    partition_values, utf8, preview_rows, figures or {},
                 )  # fmt: skip
                 break
             except duckdb.Error as exc:
@@ -464,6 +466,7 @@ class DuckDBEngine(QueryEngine):
                     files=files,
                     stats={
                         **(stats or {}).get(value, {}),
+                        **counted.get(value, {}),
                         "rows": rows,
                         "bytes": size,
                         "query_id": query_id,
@@ -484,6 +487,7 @@ class DuckDBEngine(QueryEngine):
                 replaced_location=replaced,
                 extra={"state": "SUPERSEDED", "superseded": superseded} if superseded else {},
                 preview=previews.get(value, (_names(described), [])) if preview_rows else None,
+                figures=counted.get(value, {}),
             )
         store.delete_prefix(batch)
         log.info("built %s in %d ms", what, engine_ms)
@@ -502,11 +506,15 @@ class DuckDBEngine(QueryEngine):
         partition_values: list[str],
         utf8: bool,
         preview_rows: int = 0,
-    ) -> tuple[list[Any], dict[str, list[WrittenFile]], dict[str, Preview]]:
+        figures: dict[str, str] | None = None,
+    ) -> tuple[
+        list[Any], dict[str, list[WrittenFile]], dict[str, Preview], dict[str, dict[str, int]]
+    ]:
         """Run the SQL file into one Parquet folder per partition value under `batch`.
 
-        Returns the result's described columns, the files written for each value and
-        `preview_rows` rows of each (from its first file, while the connection is open). A
+        Returns the result's described columns, the files written for each value,
+        `preview_rows` rows of each (from its first file, while the connection is open) and
+        the `figures` of each (`figure_columns`, one query over the files just written). A
         partition key the SQL does not select (landing_records' `hour`) is written as a column
         of its own, so every table has its key as Athena and Trino show it.
         """
@@ -548,7 +556,10 @@ class DuckDBEngine(QueryEngine):
                     f"LIMIT {int(preview_rows)}"
                 )
                 previews[value] = ([d[0] for d in cursor.description], cursor.fetchall())
-            return described, files_by_value, previews
+            counted = (
+                _figures(con, store, files_by_value, partition_values, figures) if figures else {}
+            )
+            return described, files_by_value, previews, counted
 
     def output_columns(
         self,
@@ -644,6 +655,27 @@ READ_ATTEMPTS = 3
 # How DuckDB's CSV reader refuses a file that is not UTF-8.
 _NOT_UTF8 = "Invalid unicode"
 _MISSING_FILE = ("No files found that match the pattern", "No such file or directory")
+
+
+def _figures(
+    con: duckdb.DuckDBPyConnection,
+    store: ObjectStore,
+    files_by_value: dict[str, list[WrittenFile]],
+    values: list[str],
+    figures: dict[str, str],
+) -> dict[str, dict[str, int]]:
+    """Each partition's figures, counted over the files the build just wrote."""
+    columns = figure_columns(figures, "duckdb")
+    reads = [
+        f"SELECT {_string(value)} AS part{columns} FROM read_parquet("
+        f"[{', '.join(_string(store.uri(f.key)) for f in files)}], hive_partitioning=false)"
+        for value, files in files_by_value.items()
+    ]
+    found = {
+        row[0]: {name: int(n) for name, n in zip(figures, row[1:], strict=True)}
+        for row in (con.execute(" UNION ALL ".join(reads)).fetchall() if reads else [])
+    }
+    return {value: found.get(value, dict.fromkeys(figures, 0)) for value in values}
 
 
 def _replaced_while_read(exc: duckdb.Error, attempt: int) -> bool:
