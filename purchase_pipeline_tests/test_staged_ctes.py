@@ -3,6 +3,8 @@ the landing objects are read by one statement only, each later statement reads t
 of the stages before it, and tables without stages are built by their query unchanged. That
 Trino then reads each object once, with the same records, is test_trino_aws_path.py's."""
 
+import datetime as dt
+
 import sqlglot
 from sqlglot import exp
 
@@ -44,3 +46,20 @@ def test_the_landing_objects_are_read_by_the_first_stage_only() -> None:
 def test_a_table_without_stages_is_built_by_its_query_as_it_is() -> None:
     select = render_file("kpi_genre_daily", {"dt": "2025-03-01"}, "athena", {}, {})
     assert split_stages("kpi_genre_daily", select, lambda c: f"db.s_{c}") == ([], select)
+
+
+def test_the_purchases_build_reads_the_landing_records_once() -> None:
+    """purchases' `accepted` (the window's accepted records of the day) is read at four places;
+    staged, landing_records is read once, by the stage, and the build reads the stage."""
+    day = dt.date(2025, 3, 2)
+    params = {
+        "dt": day,
+        "window_start": dt.datetime(2025, 3, 2, tzinfo=dt.UTC),
+        "window_end": dt.datetime(2025, 3, 4, tzinfo=dt.UTC),
+    }
+    select = render_file("purchases", params, "athena", {"landing_records": "db.landing_records"})
+    assert _reads(select) == ["db.landing_records"]  # one reference, four scans
+    stages, build = split_stages("purchases", select, lambda c: f"db.s_{c}")
+    assert [s.cte for s in stages] == list(STAGED_CTES["purchases"]) == ["accepted"]
+    assert _reads(stages[0].select) == ["db.landing_records"]
+    assert set(_reads(build)) == {"db.s_accepted"}
