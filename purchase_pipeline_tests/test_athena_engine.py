@@ -6,8 +6,10 @@ Glue partition swapped to the new folder with the old one deleted."""
 import datetime as dt
 import re
 import uuid
+from pathlib import Path
 
 import boto3
+import duckdb
 import pytest
 import sqlglot
 from sqlglot import exp
@@ -493,6 +495,41 @@ def test_the_rows_athena_reports_for_a_ctas_of_one_partition_spare_a_count(
     monkeypatch.undo()
     assert aws.build_summary().rows == 0  # moto's results: no rows, and counted
     assert [q for q in aws.new_queries() if q.startswith("SELECT dt, count(*)")]
+
+
+def test_a_small_partition_is_previewed_from_its_files_with_no_statement(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Athena bills a statement 10 MB at least: a partition whose files hold at most
+    PREVIEW_FILE_BYTES is previewed from the Parquet files its CTAS wrote (here two, as a
+    CTAS may write, of 8 rows each), its key added as Hive keeps it, in the folder name."""
+    parquet = tmp_path / "part.parquet"
+    duckdb.execute(
+        "COPY (SELECT i AS purchases, i AS buyers, i AS books FROM range(8) AS t(i)) "
+        f"TO '{parquet}' (FORMAT parquet)"
+    )
+    real_run = Session.run
+
+    def run(self: Session, sql: str, what: str, max_rows: int | None = None) -> Ran:
+        done = real_run(self, sql, what, max_rows)
+        if sql.startswith("CREATE TABLE"):
+            for name in ("a", "b"):
+                key = f"{_ctas_location(aws, sql)}dt=2025-03-02/{name}"
+                aws.store.put_object(key, parquet.read_bytes())
+        return done
+
+    monkeypatch.setattr(Session, "run", run)
+    result = aws.engine.write_partition(
+        aws.store, aws.catalog, "kpi_daily_summary", "dt", DAY.isoformat(), "kpi_daily_summary",
+        {"dt": DAY}, {"purchases": TableSource("purchases", [DAY.isoformat()])},
+        preview_rows=10,
+    )  # fmt: skip
+    assert not [q for q in aws.new_queries() if "LIMIT" in q]
+    columns, rows = result.preview
+    assert columns == ["purchases", "buyers", "books", "dt"]
+    assert len(rows) == 10 and {r[-1] for r in rows} == {"2025-03-02"}
+    assert {r[0] for r in rows} <= set(range(8))
+    assert result.bytes_written == 2 * parquet.stat().st_size and len(result.files) == 2
 
 
 class _Killed(BaseException):

@@ -130,3 +130,30 @@ def test_trino_a_day_build_takes_its_rows_from_its_ctas_and_records_what_it_wrot
 def test_trino_the_counts_kept_with_each_partition_are_the_reference(built_on_trino: Built) -> None:
     catalog = built_on_trino.lake.resources["catalog"]
     assert assert_figures(built_on_trino.lake.query, catalog, built_on_trino.reference) > 24
+
+
+def test_trino_a_small_partition_is_previewed_from_its_files_as_a_statement_would(
+    built_on_trino: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Athena bills a statement 10 MB at least, and a KPI day's files hold about a kB: a
+    partition whose files hold at most PREVIEW_FILE_BYTES is previewed from them (a GET each)
+    with no statement, and shows the columns and rows a statement shows (the whole day here,
+    fewer rows than a preview)."""
+    from purchase_pipeline.resources.engine import aws_engine
+
+    lake = built_on_trino.lake
+    store, catalog, engine = (lake.resources[k] for k in ("object_store", "catalog", "engine"))
+
+    def build() -> tuple[tuple[list[str], list[tuple]], list[str]]:
+        with Recorder() as recorded:
+            result, _ = build_kpi_day("age_band_daily", store, catalog, engine, str(FIRST_DAY))
+        assert result.preview is not None
+        return result.preview, [s.sql for s in recorded.statements]
+
+    (columns, rows), sent = build()
+    assert not [sql for sql in sent if "LIMIT" in sql], sent
+    monkeypatch.setattr(aws_engine, "PREVIEW_FILE_BYTES", -1)
+    (stated_columns, stated_rows), sent = build()
+    assert [sql for sql in sent if sql.rstrip().endswith("LIMIT 10")], sent
+    assert columns == stated_columns and columns[-1] == "dt"
+    assert 0 < len(rows) < 10 and sorted(rows) == sorted(stated_rows)

@@ -18,10 +18,13 @@ import datetime as dt
 import json
 import logging
 import re
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import sqlglot
 from pydantic import Field
 from sqlglot import exp
@@ -70,6 +73,11 @@ MAX_PARTITIONS_PER_STATEMENT = 100  # Athena's limit for CTAS and INSERT INTO
 # A landing build leaves out at most this many objects the engine cannot read, then fails:
 # more than that is a broken producer or prefix, not a corrupt object, and needs a person.
 MAX_UNREADABLE_OBJECTS = 10
+# A partition whose files hold at most this much is previewed from its files (a GET each, as
+# small as the preview's rows) instead of by a statement, which Athena bills 10 MB at least:
+# the KPI tables' (about a kB a day), not purchases' (megabytes), so the process still never
+# downloads more than a preview (ARCHITECTURE.md).
+PREVIEW_FILE_BYTES = 64 * 1024
 # The `unreadable_object` record of an object whose lines are not all UTF-8 text.
 NOT_TEXT = (
     "not UTF-8 text: a line holds U+FFFD, which Athena and Trino read bytes that are not UTF-8 "
@@ -146,6 +154,28 @@ def _written_files(
             f"query {query_id} building {what} produced rows for other partitions: {unexpected[:5]}"
         )
     return written
+
+
+def _preview_of_files(
+    store: ObjectStore, files: list[ObjectInfo], columns: list[str], value: str, rows: int
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The first `rows` rows of a partition, read from the Parquet files its CTAS wrote, with
+    its key (the last of `columns`, which Hive keeps in the folder name, not the files)."""
+    if not files:
+        return columns, []
+    with tempfile.TemporaryDirectory(prefix="purchase-pipeline-preview-") as folder:
+        paths = []
+        for number, info in enumerate(files):
+            path = Path(folder, f"{number}.parquet")
+            path.write_bytes(store.get_object(info.key))
+            paths.append(path.as_posix())
+        with duckdb.connect() as con:
+            cursor = con.execute(
+                f"SELECT *, ? AS {columns[-1]} "
+                f"FROM read_parquet(?, hive_partitioning = false) LIMIT {int(rows)}",
+                [value, paths],
+            )
+            return [d[0] for d in cursor.description], cursor.fetchall()
 
 
 def pending_folder(table: str) -> str:
@@ -518,14 +548,20 @@ class AwsEngine(QueryEngine, AwsConnection):
                     str(row[0]): {n: int(v) for n, v in zip(figures or {}, row[2:], strict=True)}
                     for row in counted[0].rows
                 }
-            previews = {
-                value: session.run(
+            previews: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
+            for value in values if preview_rows else []:
+                files = written.get(value, [])
+                if sum(o.size for o in files) <= PREVIEW_FILE_BYTES:
+                    previews[value] = _preview_of_files(
+                        store, files, [*data_columns, partition_key], value, preview_rows
+                    )
+                    continue
+                shown = session.run(
                     f"SELECT * FROM {self.database_name}.{staging} "
                     f"WHERE {partition_key} = {_athena_string(value)} LIMIT {int(preview_rows)}",
                     f"previewing {what}",
                 )
-                for value in (values if preview_rows else [])
-            }
+                previews[value] = (shown.columns, shown.rows)
             session.run(f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
             created = False
             self._drop_stages(store, session, pending, what)
@@ -571,9 +607,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                         "cost_usd": sum(r.cost_usd for r in (*staged, run, *counted)),
                         **state,
                     },
-                    preview=(previews[value].columns, previews[value].rows)
-                    if value in previews
-                    else None,
+                    preview=previews.get(value),
                     figures=value_figures,
                 )
         except Exception:
