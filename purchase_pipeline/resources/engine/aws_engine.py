@@ -529,39 +529,16 @@ class AwsEngine(QueryEngine, AwsConnection):
             run = session.run(ctas, f"building {what}")
             created = True
             written = _written_files(store, pending, run.query_id, what)
-            counted: list[Ran] = []
-            found: dict[str, dict[str, int]] = {}
-            if len(values) == 1 and run.rows_written is not None and not figures:
-                # One partition, and no files outside it: the CTAS's own count is its rows
-                # (a statement less, which Athena bills at 10 MB at least).
-                rows_by_value = {values[0]: run.rows_written}
-            else:
-                counted.append(
-                    session.run(
-                        f"SELECT {partition_key}, count(*){figure_columns(figures or {}, 'athena')}"
-                        f" FROM {self.database_name}.{staging} GROUP BY 1",
-                        f"counting {what}",
-                    )
+            counted, rows_by_value, figures_by_value = self._count(
+                session, staging, partition_key, values, run, figures or {}, what
+            )
+            previews = {
+                value: self._preview(
+                    store, session, staging, partition_key, value, written.get(value, []),
+                    [*data_columns, partition_key], preview_rows, what,
                 )
-                rows_by_value = {str(row[0]): int(row[1]) for row in counted[0].rows}
-                found = {
-                    str(row[0]): {n: int(v) for n, v in zip(figures or {}, row[2:], strict=True)}
-                    for row in counted[0].rows
-                }
-            previews: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {}
-            for value in values if preview_rows else []:
-                files = written.get(value, [])
-                if sum(o.size for o in files) <= PREVIEW_FILE_BYTES:
-                    previews[value] = _preview_of_files(
-                        store, files, [*data_columns, partition_key], value, preview_rows
-                    )
-                    continue
-                shown = session.run(
-                    f"SELECT * FROM {self.database_name}.{staging} "
-                    f"WHERE {partition_key} = {_athena_string(value)} LIMIT {int(preview_rows)}",
-                    f"previewing {what}",
-                )
-                previews[value] = (shown.columns, shown.rows)
+                for value in (values if preview_rows else [])
+            }  # fmt: skip
             session.run(f"DROP TABLE IF EXISTS {self.database_name}.{staging}", what)
             created = False
             self._drop_stages(store, session, pending, what)
@@ -570,7 +547,7 @@ class AwsEngine(QueryEngine, AwsConnection):
             for value in values:
                 folder = pending.folder(value)
                 rows = rows_by_value.get(value, 0)
-                value_figures = found.get(value, dict.fromkeys(figures or {}, 0))
+                value_figures = figures_by_value.get(value, dict.fromkeys(figures or {}, 0))
                 replaced, superseded = swap_in(
                     store,
                     catalog,
@@ -616,6 +593,59 @@ class AwsEngine(QueryEngine, AwsConnection):
             raise
         store.delete_prefix(pending.marker)
         return results
+
+    def _count(
+        self,
+        session: Session,
+        staging: str,
+        partition_key: str,
+        values: list[str],
+        run: Ran,
+        figures: dict[str, str],
+        what: str,
+    ) -> tuple[list[Ran], dict[str, int], dict[str, dict[str, int]]]:
+        """Each partition's rows and `figures` (figure_columns), and the statement that
+        counted them: none for one partition without figures, whose rows the CTAS reported
+        (a statement less, which Athena bills 10 MB at least; it wrote no other partition,
+        _written_files saw to that)."""
+        if len(values) == 1 and run.rows_written is not None and not figures:
+            return [], {values[0]: run.rows_written}, {}
+        counted = session.run(
+            f"SELECT {partition_key}, count(*){figure_columns(figures, 'athena')} "
+            f"FROM {self.database_name}.{staging} GROUP BY 1",
+            f"counting {what}",
+        )
+        return (
+            [counted],
+            {str(row[0]): int(row[1]) for row in counted.rows},
+            {
+                str(row[0]): {n: int(v) for n, v in zip(figures, row[2:], strict=True)}
+                for row in counted.rows
+            },
+        )
+
+    def _preview(
+        self,
+        store: ObjectStore,
+        session: Session,
+        staging: str,
+        partition_key: str,
+        value: str,
+        files: list[ObjectInfo],
+        columns: list[str],
+        rows: int,
+        what: str,
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """The first `rows` rows of a partition: from its files when they are small (see
+        PREVIEW_FILE_BYTES), else by a statement."""
+        if sum(o.size for o in files) <= PREVIEW_FILE_BYTES:
+            return _preview_of_files(store, files, columns, value, rows)
+        shown = session.run(
+            f"SELECT * FROM {self.database_name}.{staging} "
+            f"WHERE {partition_key} = {_athena_string(value)} LIMIT {int(rows)}",
+            f"previewing {what}",
+        )
+        return shown.columns, shown.rows
 
     def _ctas(
         self,
