@@ -39,6 +39,7 @@ from purchase_pipeline.identifiers import validate_identifier, validate_prefix
 from purchase_pipeline.layout import hour_prefix, parse_landing_key
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import QueryEngine, Source, TableSource
+from purchase_pipeline.resources.engine.base import figure_columns
 from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.settings import env
 
@@ -667,27 +668,22 @@ KPI_RULES: dict[str, KpiRules] = {
 }
 
 # A day's purchases rows, buyers and books, for a purchases partition built before its
-# PURCHASES_FIGURES were kept with it (day_purchases).
-KPI_PURCHASES_SQL = (
-    """
+# PURCHASES_FIGURES were kept with it (day_purchases): the same counts the build keeps.
+_KEPT_OR_ZERO = "".join(f", coalesce(d.{name}, 0) AS {name}" for name in PURCHASES_FIGURES)
+KPI_PURCHASES_SQL = f"""
 WITH day_purchases AS (
     SELECT
         dt,
-        count(*) AS purchases"""
-    + "".join(f",\n        {count} AS {name}" for name, count in PURCHASES_FIGURES.items())
-    + """
+        count(*) AS purchases{figure_columns(PURCHASES_FIGURES, "athena")}
     FROM purchases
     GROUP BY dt
 )
 SELECT
     w.p,
-    coalesce(d.purchases, 0) AS purchases"""
-    + "".join(f",\n    coalesce(d.{name}, 0) AS {name}" for name in PURCHASES_FIGURES)
-    + """
-FROM {wanted}
+    coalesce(d.purchases, 0) AS purchases{_KEPT_OR_ZERO}
+FROM {{wanted}}
 LEFT JOIN day_purchases AS d ON d.dt = w.p
 """
-)
 
 
 def day_purchases(

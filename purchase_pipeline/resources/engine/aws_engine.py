@@ -547,7 +547,8 @@ class AwsEngine(QueryEngine, AwsConnection):
             for value in values:
                 folder = pending.folder(value)
                 rows = rows_by_value.get(value, 0)
-                value_figures = figures_by_value.get(value, dict.fromkeys(figures or {}, 0))
+                files = written.get(value, [])
+                size = sum(o.size for o in files)
                 replaced, superseded = swap_in(
                     store,
                     catalog,
@@ -557,9 +558,9 @@ class AwsEngine(QueryEngine, AwsConnection):
                         location=folder,
                         stats={
                             **stats.get(value, {}),
-                            **value_figures,
+                            **figures_by_value[value],
                             "rows": rows,
-                            "bytes": sum(o.size for o in written.get(value, [])),
+                            "bytes": size,
                             "query_id": run.query_id,
                             "build_id": build_id,
                         },
@@ -571,8 +572,8 @@ class AwsEngine(QueryEngine, AwsConnection):
                     partition=value,
                     location=folder,
                     rows=rows,
-                    files=[] if superseded else [o.key for o in written.get(value, [])],
-                    bytes_written=0 if superseded else sum(o.size for o in written.get(value, [])),
+                    files=[] if superseded else [o.key for o in files],
+                    bytes_written=0 if superseded else size,
                     query_id=run.query_id,
                     engine_ms=engine_ms,
                     sql=ctas,
@@ -585,7 +586,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                         **state,
                     },
                     preview=previews.get(value),
-                    figures=value_figures,
+                    figures=figures_by_value[value],
                 )
         except Exception:
             if self._discard_build(store, catalog, session, pending, created, what):
@@ -604,12 +605,12 @@ class AwsEngine(QueryEngine, AwsConnection):
         figures: dict[str, str],
         what: str,
     ) -> tuple[list[Ran], dict[str, int], dict[str, dict[str, int]]]:
-        """Each partition's rows and `figures` (figure_columns), and the statement that
-        counted them: none for one partition without figures, whose rows the CTAS reported
-        (a statement less, which Athena bills 10 MB at least; it wrote no other partition,
-        _written_files saw to that)."""
+        """Each partition's rows and `figures` (figure_columns; 0 of each for a partition
+        without rows), and the statement that counted them: none for one partition without
+        figures, whose rows the CTAS reported (a statement less, which Athena bills 10 MB at
+        least; it wrote no other partition, _written_files saw to that)."""
         if len(values) == 1 and run.rows_written is not None and not figures:
-            return [], {values[0]: run.rows_written}, {}
+            return [], {values[0]: run.rows_written}, {values[0]: {}}
         counted = session.run(
             f"SELECT {partition_key}, count(*){figure_columns(figures, 'athena')} "
             f"FROM {self.database_name}.{staging} GROUP BY 1",
@@ -618,7 +619,8 @@ class AwsEngine(QueryEngine, AwsConnection):
         return (
             [counted],
             {str(row[0]): int(row[1]) for row in counted.rows},
-            {
+            {value: dict.fromkeys(figures, 0) for value in values}
+            | {
                 str(row[0]): {n: int(v) for n, v in zip(figures, row[2:], strict=True)}
                 for row in counted.rows
             },
