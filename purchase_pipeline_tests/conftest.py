@@ -100,6 +100,35 @@ def restored_environ(**variables: str) -> Iterator[None]:
         os.environ.update(saved)
 
 
+@dataclass
+class Environ:
+    """What a fixture changed in the environment: set again while a test uses what it made.
+
+    A session fixture sets the variables its lake is made with; left set for the session, they
+    would hold for every test that runs after it, whichever fixtures those use (a Trino URL
+    sending later Athena tests to Trino). So a session fixture keeps what it set here, leaves
+    the environment as it was, and the function-scoped fixture over it sets it for each test.
+    """
+
+    set: dict[str, str]
+    removed: set[str]
+
+    @classmethod
+    def since(cls, before: dict[str, str]) -> "Environ":
+        """What differs in the environment now from `before`."""
+        now = dict(os.environ)
+        return cls(
+            {k: v for k, v in now.items() if before.get(k) != v}, set(before.keys() - now.keys())
+        )
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        with restored_environ(**self.set):
+            for name in self.removed:
+                os.environ.pop(name, None)
+            yield
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> Iterator[Lake]:
     with restored_environ():
@@ -160,17 +189,27 @@ def land_test_data(lake: Lake) -> None:
 class Built:
     lake: Lake
     reference: Reference
+    environ: Environ  # what the lake was built with, set while a test uses it
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
-    """The test data set, landed and materialized for every day through the CLI."""
+def built_session(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The test data set, landed and materialized for every day through the CLI, once."""
+    before = dict(os.environ)
     with restored_environ():
         lake = _use_lake(tmp_path_factory.mktemp("built"))
         land_test_data(lake)
         code = cli_main(["materialize", "--start", str(FIRST_DAY), "--end", str(LAST_DAY)])
         assert code == 0
-        yield Built(lake, build_reference(lake.bucket_dir, lake.settings.raw_prefix))
+        environ = Environ.since(before)
+    return Built(lake, build_reference(lake.bucket_dir, lake.settings.raw_prefix), environ)
+
+
+@pytest.fixture
+def built(built_session: Built) -> Iterator[Built]:
+    """The session's test data set, its environment set for this test."""
+    with built_session.environ.applied():
+        yield built_session
 
 
 @dataclass
@@ -188,17 +227,23 @@ FAKE_CREDENTIALS = {
 
 
 @pytest.fixture(scope="session")
-def moto_server() -> Iterator[Moto]:
-    """moto's server over real HTTP on loopback, with fake credentials (never real AWS), and
-    the Glue calls Trino makes that moto lacks (services/moto_server.py)."""
+def moto_service() -> Iterator[Moto]:
+    """moto's server over real HTTP on loopback for the session, and the Glue calls Trino
+    makes that moto lacks (services/moto_server.py)."""
     from purchase_pipeline_tests.services.moto_server import MotoServer
 
+    server = MotoServer().start()
+    try:
+        yield Moto(endpoint_url=server.endpoint_url)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def moto_server(moto_service: Moto) -> Iterator[Moto]:
+    """The session's moto, with fake credentials set for this test (never real AWS)."""
     with restored_environ(**FAKE_CREDENTIALS):
-        server = MotoServer().start()
-        try:
-            yield Moto(endpoint_url=server.endpoint_url)
-        finally:
-            server.stop()
+        yield moto_service
 
 
 # Set by .ci/run: a service the tests need that cannot run here fails the run, not skips.
@@ -227,7 +272,7 @@ class Trino:
 
 
 @pytest.fixture(scope="session")
-def trino_server(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trino]:
+def trino_service(moto_service: Moto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trino]:
     """A real Trino over moto's Glue and S3 for the whole session (services/trino_server.py),
     installed the first time, stopped at the end of the session, also after a failure."""
     from purchase_pipeline_tests.services import trino_server as service
@@ -240,7 +285,7 @@ def trino_server(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) ->
     server = service.TrinoServer(
         installed.home,
         tmp_path_factory.mktemp("trino"),
-        moto_server.endpoint_url,
+        moto_service.endpoint_url,
         FAKE_CREDENTIALS["AWS_REGION"],
     )
     start_seconds = server.start()
@@ -256,11 +301,18 @@ def trino_server(moto_server: Moto, tmp_path_factory: pytest.TempPathFactory) ->
     )
     try:
         yield Trino(
-            server.url, moto_server, installed.downloaded_bytes, installed.seconds, start_seconds
+            server.url, moto_service, installed.downloaded_bytes, installed.seconds, start_seconds
         )
         SERVICE_FIGURES.append(f"Trino executed {server.statements():,} statements")
     finally:
         server.stop()
+
+
+@pytest.fixture
+def trino_server(trino_service: Trino) -> Iterator[Trino]:
+    """The session's Trino, with moto's fake credentials set for this test."""
+    with restored_environ(**FAKE_CREDENTIALS):
+        yield trino_service
 
 
 def assert_error_and_hint(err: str) -> None:
@@ -345,6 +397,7 @@ def bootstrapped_on_trino(trino: Trino, root: Path, stream: str | None = None) -
     a user sets (moto's endpoint, the Trino URL), `bootstrap --create-bucket` run, moto's
     crawls ending at once; the lake it made."""
     with restored_environ(
+        **FAKE_CREDENTIALS,
         **aws_names(root, stream),
         AWS_ENDPOINT_URL=trino.moto.endpoint_url,
         PURCHASES_TRINO_URL=trino.url,
@@ -357,21 +410,28 @@ def bootstrapped_on_trino(trino: Trino, root: Path, stream: str | None = None) -
 
 
 @pytest.fixture(scope="session")
-def built_on_trino(
-    trino_server: Trino, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Built]:
+def built_on_trino_session(trino_service: Trino, tmp_path_factory: pytest.TempPathFactory) -> Built:
     """The test data set of `built`, landed in moto's S3 under the same keys, and every asset
-    of every day built through the CLI on the aws target with Trino as its engine."""
+    of every day built through the CLI on the aws target with Trino as its engine, once."""
     root = tmp_path_factory.mktemp("built_on_trino")
     # The default stream, as `built` has it: the same objects under the same keys.
-    with bootstrapped_on_trino(trino_server, root, DEFAULTS["PURCHASES_STREAM"]) as lake:
+    before = dict(os.environ)
+    with bootstrapped_on_trino(trino_service, root, DEFAULTS["PURCHASES_STREAM"]) as lake:
         land_test_data(lake)
         code = cli_main(["materialize", "--start", str(FIRST_DAY), "--end", str(LAST_DAY)])
         assert code == 0
         landed = download_bucket(
             lake.resources["object_store"], lake.settings.raw_prefix, root / "bucket"
         )
-        yield Built(lake, build_reference(landed, lake.settings.raw_prefix))
+        environ = Environ.since(before)
+    return Built(lake, build_reference(landed, lake.settings.raw_prefix), environ)
+
+
+@pytest.fixture
+def built_on_trino(built_on_trino_session: Built) -> Iterator[Built]:
+    """The session's Trino-built data set, its environment set for this test."""
+    with built_on_trino_session.environ.applied():
+        yield built_on_trino_session
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -57,10 +57,10 @@ class FirehoseLake:
 
 @pytest.fixture(scope="module")
 def firehose_lake(
-    trino_server: Trino, tmp_path_factory: pytest.TempPathFactory
+    trino_service: Trino, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FirehoseLake]:
     root = tmp_path_factory.mktemp("firehose_on_trino")
-    with bootstrapped_on_trino(trino_server, root) as lake:
+    with bootstrapped_on_trino(trino_service, root) as lake:
         published = [
             "simulate", "--start", str(YESTERDAY), "--end", str(TODAY),
             "--events-per-day", "400", "--seed", "3",
