@@ -2,6 +2,7 @@
 created then swapped (the previous location handed back), statistics survive, and errors
 name the table with the service's message."""
 
+import json
 import uuid
 
 import boto3
@@ -95,3 +96,101 @@ def test_every_page_of_partitions_is_read(columns: bool) -> None:
         found = glue_partitions(client, "db", "t", columns=columns)
         stub.assert_no_pending_responses()
     assert [p["Values"] for p in found] == [["1"], ["2"], ["3"]]
+
+
+def _glue_calls(catalog: GlueCatalog) -> list[str]:
+    """The Glue operations `catalog`'s client sends from now on, in order."""
+    calls: list[str] = []
+    catalog.client().meta.events.register(
+        "before-call.glue.*", lambda model, **_: calls.append(model.name)
+    )
+    return calls
+
+
+def test_many_partitions_are_read_in_batches_of_a_thousand(catalog: GlueCatalog) -> None:
+    """A day's checks and builds look up 24 or 48 hours: one BatchGetPartition per 1,000
+    values instead of a GetPartition each; missing values are left out, repeated ones asked
+    once."""
+    catalog.put_table(TABLE)
+    values = [f"v{i:04d}" for i in range(1005)]
+    glue = boto3.client("glue", endpoint_url=catalog.endpoint_url)
+    for start in range(0, len(values), 100):
+        glue.batch_create_partition(
+            DatabaseName=catalog.database_name,
+            TableName="purchases",
+            PartitionInputList=[
+                {
+                    "Values": [v],
+                    "StorageDescriptor": {"Location": f"s3://bookstore-analytics/p/{v}/"},
+                    "Parameters": {"purchase_pipeline.stats": json.dumps({"rows": i})},
+                }
+                for i, v in enumerate(values[start : start + 100], start)
+            ],
+        )
+    calls = _glue_calls(catalog)
+    found = catalog.get_partitions("purchases", [*values, "missing", values[0]])
+    assert calls == ["BatchGetPartition", "BatchGetPartition"]
+    assert sorted(found) == values
+    assert found["v1004"] == Partition("v1004", "p/v1004/", [], {"rows": 1004})
+    assert all(found[v] == catalog.get_partition("purchases", v) for v in values[::97])
+    assert catalog.get_partitions("purchases", []) == {}
+
+
+def test_registering_partitions_adds_the_missing_in_one_batch_and_keeps_the_rest(
+    catalog: GlueCatalog,
+) -> None:
+    """The landing hours a build reads are registered first: 48 a day, never rewritten."""
+    catalog.put_table(TABLE)
+    kept = Partition("2025-03-01", "tables/purchases/dt=2025-03-01/b1/", [], {"rows": 3})
+    catalog.swap_partition("purchases", kept)
+    new = [Partition(f"2025-03-0{d}", f"raw/2025/03/0{d}/", [], {}) for d in (1, 2, 3)]
+    calls = _glue_calls(catalog)
+    catalog.register_partitions("purchases", new)
+    assert calls == ["GetTable", "BatchCreatePartition"]
+    assert catalog.list_partitions("purchases") == [kept, new[1], new[2]]
+    # As swap_partition would register them: the table's columns and format.
+    raw = boto3.client("glue", endpoint_url=catalog.endpoint_url).get_partition(
+        DatabaseName=catalog.database_name, TableName="purchases", PartitionValues=["2025-03-02"]
+    )["Partition"]["StorageDescriptor"]
+    swapped = boto3.client("glue", endpoint_url=catalog.endpoint_url).get_partition(
+        DatabaseName=catalog.database_name, TableName="purchases", PartitionValues=["2025-03-01"]
+    )["Partition"]["StorageDescriptor"]
+    assert raw["Location"] == "s3://bookstore-analytics/raw/2025/03/02/"
+    assert {k: v for k, v in raw.items() if k != "Location"} == {
+        k: v for k, v in swapped.items() if k != "Location"
+    }
+
+
+def test_values_glue_leaves_unprocessed_are_asked_one_by_one(
+    catalog: GlueCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Glue may answer a batch in part (throttled) and name the rest UnprocessedKeys; moto
+    never does, so botocore's Stubber plays it, and checks what each request asked for."""
+    client = boto3.client(
+        "glue", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    monkeypatch.setattr(GlueCatalog, "client", lambda self: client)
+    where = {"DatabaseName": catalog.database_name, "TableName": "purchases"}
+    glue = {"StorageDescriptor": {"Location": "s3://bookstore-analytics/p/"}}
+    with Stubber(client) as stub:
+        stub.add_response(
+            "batch_get_partition",
+            {"Partitions": [{"Values": ["a"], **glue}], "UnprocessedKeys": [{"Values": ["b"]}]},
+            {**where, "PartitionsToGet": [{"Values": ["a"]}, {"Values": ["b"]}]},
+        )
+        stub.add_response(
+            "get_partition",
+            {"Partition": {"Values": ["b"], **glue}},
+            {**where, "PartitionValues": ["b"]},
+        )
+        found = catalog.get_partitions("purchases", ["a", "b"])
+        stub.assert_no_pending_responses()
+    assert found == {"a": Partition("a", "p/", [], {}), "b": Partition("b", "p/", [], {})}
+
+
+def test_a_failed_batch_names_the_table_and_the_values(catalog: GlueCatalog) -> None:
+    with pytest.raises(
+        CatalogError,
+        match=r"BatchGetPartition .*nope \(x \.\. y, 2 partitions\).*EntityNotFoundException",
+    ):
+        catalog.get_partitions("nope", ["x", "y"])

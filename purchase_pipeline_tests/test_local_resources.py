@@ -335,6 +335,19 @@ def test_swap_partition_returns_the_previous_partition(tmp_path: Path) -> None:
     assert catalog.list_partitions("purchases") == [second, other_day]
 
 
+def test_many_partitions_are_got_and_registered_at_once(tmp_path: Path) -> None:
+    catalog = catalog_at(tmp_path)
+    catalog.put_table(a_table())
+    kept = a_partition("2025-03-01", "build-1")
+    catalog.swap_partition("purchases", kept)
+    new = [a_partition("2025-03-01", "build-2"), a_partition("2025-03-02", "build-1")]
+    catalog.register_partitions("purchases", new)
+    # Registering adds what is missing and leaves what is there.
+    assert catalog.list_partitions("purchases") == [kept, new[1]]
+    found = catalog.get_partitions("purchases", ["2025-03-02", "2025-03-09", "2025-03-01"])
+    assert found == {"2025-03-01": kept, "2025-03-02": new[1]}
+
+
 def test_swap_partition_needs_the_table_and_a_safe_value(tmp_path: Path) -> None:
     catalog = catalog_at(tmp_path)
     with pytest.raises(CatalogError, match="purchases"):

@@ -137,7 +137,14 @@ def snapshot(
 ) -> dict[tuple[str, str], str | None]:
     """Where each input partition of `keys` is now: taken before a build reads them."""
     wanted = sorted({item for key in keys for item in table_checks.inputs(key)})
-    return {(table, value): _location(catalog, table, value) for table, value in wanted}
+    values: dict[str, list[str]] = {}
+    for table, value in wanted:
+        values.setdefault(table, []).append(value)
+    found = {table: catalog.get_partitions(table, some) for table, some in values.items()}
+    return {
+        (table, value): p.location if (p := found[table].get(value)) else None
+        for table, value in wanted
+    }
 
 
 def rebuilt_inputs(
@@ -281,9 +288,10 @@ def kept_sums(
     builds counted and kept them (engine.figure_columns): what a check would otherwise read
     the table for. A key with a partition missing, or kept without one of `names` (built
     before it was), is left out, for the caller to count from the table."""
+    every = catalog.get_partitions(table, [v for values in partitions.values() for v in values])
     found: dict[str, dict[str, int]] = {}
     for key, values in partitions.items():
-        kept = [catalog.get_partition(table, value) for value in values]
+        kept = [every.get(value) for value in values]
         if all(p is not None and all(n in p.stats for n in names) for p in kept):
             found[key] = {n: sum(int(p.stats[n]) for p in kept if p is not None) for n in names}
     return found

@@ -164,8 +164,9 @@ def evaluate_landing(
     )
     outcomes: Outcomes = {"objects_have_records": {}, "valid_records": {}}
     missing_objects: list[str] = []
+    staged = catalog.get_partitions(LANDING_RECORDS, [values[key] for key in numbers])
     for key, n in numbers.items():
-        partition = catalog.get_partition(LANDING_RECORDS, values[key])
+        partition = staged.get(values[key])
         with_content = partition.stats.get("nonempty_objects") if partition else None
         metadata = {"records": n["records"], "objects_with_records": n["objects"]}
         if partition is None:

@@ -36,8 +36,7 @@ def landing_window(day: dt.date, days: int) -> tuple[dict[str, Any], TableSource
 
 
 def landing_read_stats(catalog: Catalog, hours: list[str]) -> dict[str, Any]:
-    partitions = [catalog.get_partition(LANDING_RECORDS, h) for h in hours]
-    found = [p for p in partitions if p is not None]
+    found = list(catalog.get_partitions(LANDING_RECORDS, hours).values())
     return {
         "landing_hours_read": MetadataValue.int(len(found)),
         "objects_read": MetadataValue.int(sum(p.stats.get("objects", 0) for p in found)),

@@ -13,7 +13,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,8 +84,23 @@ class Catalog(ConfigurableResource):
     def get_partition(self, table: str, value: str) -> Partition | None:
         raise NotImplementedError
 
+    def get_partitions(self, table: str, values: Sequence[str]) -> dict[str, Partition]:
+        """The partitions of `values` that exist, by value: for a caller that needs many (a
+        day's 24 or 48 hours), in as few catalog calls as the catalog allows."""
+        found = {v: self.get_partition(table, v) for v in dict.fromkeys(values)}
+        return {v: p for v, p in found.items() if p is not None}
+
     def list_partitions(self, table: str) -> list[Partition]:
         raise NotImplementedError
+
+    def register_partitions(self, table: str, partitions: Sequence[Partition]) -> None:
+        """Add those of `partitions` that `table` does not have; a partition it has (added by
+        a run at the same time, say) is left as it is. For data that is never rewritten, such
+        as the landing hours."""
+        have = self.get_partitions(table, [p.value for p in partitions])
+        for partition in partitions:
+            if partition.value not in have:
+                self.swap_partition(table, partition)
 
     def swap_partition(self, table: str, partition: Partition) -> Partition | None:
         """Point `table`'s partition at new files; returns the partition it replaced.

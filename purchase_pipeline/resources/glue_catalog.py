@@ -11,7 +11,7 @@ which `Table` and `Partition` cannot describe: `update_columns`, `list_partition
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -68,6 +68,7 @@ _TABLE_INPUT_FIELDS = (
     "TargetTable",
 )
 _BATCH_CREATE_PARTITIONS = 100  # BatchCreatePartition's limit per call
+_BATCH_GET_PARTITIONS = 1000  # BatchGetPartition's limit per call
 
 
 def glue_partitions(
@@ -226,6 +227,29 @@ class GlueCatalog(Catalog, AwsConnection):
             raise self._fail("GetPartition", f"{table} ({value})", exc) from exc
         return self._partition(response["Partition"])
 
+    def get_partitions(self, table: str, values: Sequence[str]) -> dict[str, Partition]:
+        """BatchGetPartition, one call per 1,000 values (its limit) instead of a GetPartition
+        each; values Glue leaves unprocessed (throttling) are asked one by one."""
+        wanted = list(dict.fromkeys(values))
+        found: dict[str, Partition] = {}
+        unprocessed: list[str] = []
+        for start in range(0, len(wanted), _BATCH_GET_PARTITIONS):
+            batch = wanted[start : start + _BATCH_GET_PARTITIONS]
+            try:
+                response = self.client().batch_get_partition(
+                    DatabaseName=self.database_name,
+                    TableName=validate_identifier(table),
+                    PartitionsToGet=[{"Values": [v]} for v in batch],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                what = f"{table} ({batch[0]} .. {batch[-1]}, {len(batch)} partitions)"
+                raise self._fail("BatchGetPartition", what, exc) from exc
+            for glue in response.get("Partitions", []):
+                partition = self._partition(glue)
+                found[partition.value] = partition
+            unprocessed += [key["Values"][0] for key in response.get("UnprocessedKeys", [])]
+        return found | super().get_partitions(table, unprocessed)
+
     def list_partitions(self, table: str) -> list[Partition]:
         try:
             found = glue_partitions(self.client(), self.database_name, validate_identifier(table))
@@ -299,6 +323,10 @@ class GlueCatalog(Catalog, AwsConnection):
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("GetPartitions", table, exc) from exc
         return {tuple(p["Values"]) for p in found}
+
+    def register_partitions(self, table: str, partitions: Sequence[Partition]) -> None:
+        """BatchCreatePartition, 100 partitions a call: no GetPartition and GetTable each."""
+        self.add_partitions(table, {(p.value,): self._s3(p.location) for p in partitions})
 
     def add_partitions(
         self, table: str, locations: Mapping[tuple[str, ...], str]

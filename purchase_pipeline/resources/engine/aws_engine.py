@@ -334,12 +334,13 @@ class AwsEngine(QueryEngine, AwsConnection):
             )
         # Register each hour before reading it, so a build never misses what landed after
         # the last crawl. Landing data is never deleted: only missing partitions are added.
-        for hour in hours:
-            start = dt.datetime.strptime(hour, "%Y-%m-%d-%H")
-            if catalog.get_partition(LANDING_LINES_TABLE, hour) is None:
-                catalog.swap_partition(
-                    LANDING_LINES_TABLE, Partition(hour, hour_prefix(raw_prefix, start))
-                )
+        catalog.register_partitions(
+            LANDING_LINES_TABLE,
+            [
+                Partition(hour, hour_prefix(raw_prefix, dt.datetime.strptime(hour, "%Y-%m-%d-%H")))
+                for hour in hours
+            ],
+        )
         in_hours = (
             "hour IN (" + ", ".join(exp.Literal.string(h).sql("athena") for h in hours) + ")"
             if hours
@@ -726,9 +727,8 @@ class AwsEngine(QueryEngine, AwsConnection):
             self._drop_stages(store, session, pending, what)
             live = {
                 v
-                for v in pending.values
-                if (p := catalog.get_partition(pending.table, v))
-                and p.location == pending.folder(v)
+                for v, p in catalog.get_partitions(pending.table, pending.values).items()
+                if p.location == pending.folder(v)
             }
             if not live:
                 store.delete_prefix(pending.location)

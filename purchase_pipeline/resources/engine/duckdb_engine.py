@@ -295,8 +295,8 @@ class DuckDBEngine(QueryEngine):
         if source.partitions is None:
             partitions = catalog.list_partitions(table.name)
         else:
-            found = (catalog.get_partition(table.name, v) for v in source.partitions)
-            partitions = [p for p in found if p is not None]
+            found = catalog.get_partitions(table.name, source.partitions)
+            partitions = [found[v] for v in dict.fromkeys(source.partitions) if v in found]
         files = [f for p in partitions for f in p.files]
         if files:
             paths = ", ".join(_string(store.uri(f)) for f in files)
