@@ -84,7 +84,7 @@ def exact_rules_parts(lake: Lake, day: dt.date) -> dict[str, float]:
     the objects' gzip streams checked, which the rules also need) and the landing rows read
     into memory before the clock starts.
     """
-    from purchase_pipeline.defs.landing import LANDING_RECORDS
+    from purchase_pipeline.defs.kept_counts import LANDING_RECORDS
     from purchase_pipeline.defs.partitions import hour_of
     from purchase_pipeline.layout import hour_prefix
     from purchase_pipeline.resources.engine import LandingSource, parse_query

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from purchase_pipeline.defs.table_checks import LANDING_FIGURES, PURCHASES_FIGURES, REASONS
+from purchase_pipeline.defs.kept_counts import LANDING_FIGURES, PURCHASES_FIGURES, REASONS
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline_tests.reference import UNREADABLE, UNREADABLE_OBJECT, Reference
 

@@ -22,16 +22,15 @@ from dagster import (
 from purchase_pipeline.defs.automation import LANDING_KEY
 from purchase_pipeline.defs.builds import markdown_table, report_partitions
 from purchase_pipeline.defs.checks import asset_check_specs, build_and_check
+from purchase_pipeline.defs.kept_counts import LANDING_FIGURES, LANDING_RECORDS, by_reason
 from purchase_pipeline.defs.partitions import hour_of, hour_value, hourly_partitions
-from purchase_pipeline.defs.table_checks import LANDING_FIGURES, by_reason, landing_checks
+from purchase_pipeline.defs.table_checks import landing_checks
 from purchase_pipeline.identifiers import validate_prefix
 from purchase_pipeline.layout import hour_prefix, parse_landing_key
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, LandingSource, QueryEngine
 from purchase_pipeline.resources.object_store import ObjectInfo, ObjectStore
 from purchase_pipeline.settings import env
-
-LANDING_RECORDS = "landing_records"
 
 firehose_stream = AssetSpec(
     key=AssetKey(["firehose", "purchases_stream"]),

@@ -27,46 +27,27 @@ from purchase_pipeline.defs.checks import (
     attach_repeated_keys,
     complete,
     int_metadata,
-    kept_sums,
     listed,
     offending_rows,
     per_day,
     rows_by_key,
     wanted_values,
 )
+from purchase_pipeline.defs.kept_counts import (
+    LANDING_RECORDS,
+    REASONS,
+    day_purchases,
+    landed_per_day,
+)
 from purchase_pipeline.defs.partitions import day_of, hour_of, hour_value, hours_of_days
 from purchase_pipeline.identifiers import validate_identifier, validate_prefix
 from purchase_pipeline.layout import hour_prefix, parse_landing_key
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import QueryEngine, Source, TableSource
-from purchase_pipeline.resources.engine.base import figure_columns
 from purchase_pipeline.resources.object_store import ObjectStore
 from purchase_pipeline.settings import env
 
-# The staged records table that `landing/purchases` writes (defs/landing.py).
-LANDING_RECORDS = "landing_records"
-
 REJECTED_RATE_SETTING = "PURCHASES_REJECTED_RATE_WARN"
-REASONS = (
-    "malformed_json",
-    "missing_field",
-    "bad_type",
-    "bad_timestamp",
-    "too_late",
-    "unreadable_object",
-)
-# Counts a build keeps with each partition (engine.figure_columns), so that its metadata and
-# the checks of the tables built from it read them instead of the table: each landing hour's
-# records by outcome, each day's rejected records by reason, each day's buyers and books.
-REASON_FIGURES = {f"reason_{r}": f"count_if(reason = '{r}')" for r in REASONS}
-LANDING_FIGURES = {"accepted": "count_if(reason IS NULL)", **REASON_FIGURES}
-PURCHASES_FIGURES = {"buyers": "count(DISTINCT user_id)", "books": "count(DISTINCT book_id)"}
-
-
-def by_reason(figures: dict[str, int]) -> dict[str, int]:
-    """The reasons of a partition's REASON_FIGURES that it has, by name."""
-    return {r: figures[f"reason_{r}"] for r in sorted(REASONS) if figures.get(f"reason_{r}")}
-
 
 AGE_BANDS = ("<18", "18-24", "25-34", "35-44", "45-54", "55-64", "65+", "unknown")
 
@@ -429,44 +410,6 @@ purchases_checks = TableChecks(
 
 # --- warehouse/purchases_rejected ----------------------------------------------------------
 
-REJECTED_LANDED_SQL = """
-WITH arrived AS (
-    SELECT
-        CAST(arrival_hour AS DATE) AS arrival_day,
-        count(*) AS arrived,
-        count_if(reason IS NOT NULL) AS rejected
-    FROM landing_records
-    GROUP BY CAST(arrival_hour AS DATE)
-)
-SELECT
-    w.p,
-    coalesce(a.arrived, 0) AS arrived,
-    coalesce(a.rejected, 0) AS rejected
-FROM {wanted}
-LEFT JOIN arrived AS a ON a.arrival_day = w.p
-"""
-
-
-def landed_per_day(
-    store: ObjectStore, catalog: Catalog, engine: QueryEngine, keys: list[str]
-) -> dict[str, dict[str, Any]]:
-    """The records that arrived on each day, and of them the rejected: the sums of what the
-    day's landing hours' builds counted and kept (LANDING_FIGURES), or, for a day with an
-    hour built before that (or not built), counted from landing_records."""
-    hours = {key: hours_of_days(day_of(key), 1) for key in keys}
-    found: dict[str, dict[str, Any]] = {
-        key: {"arrived": sums["rows"], "rejected": sums["rows"] - sums["accepted"]}
-        for key, sums in kept_sums(catalog, LANDING_RECORDS, hours, ["rows", "accepted"]).items()
-    }
-    missing = [key for key in keys if key not in found]
-    if missing:
-        found |= per_day(
-            store, catalog, engine, REJECTED_LANDED_SQL, missing,
-            {LANDING_RECORDS: TableSource(LANDING_RECORDS, [h for k in missing for h in hours[k]])},
-        )  # fmt: skip
-    return found
-
-
 REJECTED_VALID = f"""
 source_key IS NOT NULL AND reason IN {_in_list(REASONS)}
 AND record IS NOT NULL AND length(record) <= 16384
@@ -667,45 +610,6 @@ KPI_RULES: dict[str, KpiRules] = {
         shown="rank, book_id, purchases",
     ),
 }
-
-# A day's purchases rows, buyers and books, for a purchases partition built before its
-# PURCHASES_FIGURES were kept with it (day_purchases): the same counts the build keeps.
-_KEPT_OR_ZERO = "".join(f", coalesce(d.{name}, 0) AS {name}" for name in PURCHASES_FIGURES)
-KPI_PURCHASES_SQL = f"""
-WITH day_purchases AS (
-    SELECT
-        dt,
-        count(*) AS purchases{figure_columns(PURCHASES_FIGURES, "athena")}
-    FROM purchases
-    GROUP BY dt
-)
-SELECT
-    w.p,
-    coalesce(d.purchases, 0) AS purchases{_KEPT_OR_ZERO}
-FROM {{wanted}}
-LEFT JOIN day_purchases AS d ON d.dt = w.p
-"""
-
-
-def day_purchases(
-    store: ObjectStore, catalog: Catalog, engine: QueryEngine, keys: list[str]
-) -> dict[str, dict[str, Any]]:
-    """Each day's purchases rows, buyers and books: what its purchases partition's build
-    counted and kept with it (PURCHASES_FIGURES), so that the six KPIs' checks do not each read
-    the day's purchases again; counted from the table for a partition built before that (or
-    none)."""
-    kept = kept_sums(catalog, "purchases", {k: [k] for k in keys}, ["rows", *PURCHASES_FIGURES])
-    found: dict[str, dict[str, Any]] = {
-        key: {"purchases": sums.pop("rows"), **sums} for key, sums in kept.items()
-    }
-    missing = [key for key in keys if key not in found]
-    if missing:
-        found |= per_day(
-            store, catalog, engine, KPI_PURCHASES_SQL, missing,
-            {"purchases": TableSource("purchases", missing)},
-        )  # fmt: skip
-    return found
-
 
 KPI_SQL = """
 WITH checked AS (

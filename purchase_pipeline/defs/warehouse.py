@@ -11,15 +11,15 @@ from typing import Any
 from dagster import AssetDep, MetadataValue, TimeWindowPartitionMapping
 
 from purchase_pipeline.defs.builds import daily_table_asset, preview, write_daily_table
-from purchase_pipeline.defs.landing import LANDING_RECORDS, landing_purchases
-from purchase_pipeline.defs.partitions import day_of, day_start, hours_of_days
-from purchase_pipeline.defs.table_checks import (
+from purchase_pipeline.defs.kept_counts import (
+    LANDING_RECORDS,
     PURCHASES_FIGURES,
     REASON_FIGURES,
     by_reason,
-    purchases_checks,
-    rejected_checks,
 )
+from purchase_pipeline.defs.landing import landing_purchases
+from purchase_pipeline.defs.partitions import day_of, day_start, hours_of_days
+from purchase_pipeline.defs.table_checks import purchases_checks, rejected_checks
 from purchase_pipeline.resources.catalog import Catalog
 from purchase_pipeline.resources.engine import BuildResult, QueryEngine, TableSource
 from purchase_pipeline.resources.object_store import ObjectStore
