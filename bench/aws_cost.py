@@ -18,6 +18,8 @@ import datetime as dt
 import os
 import tempfile
 import uuid
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +72,8 @@ def measure(config: Config) -> Section:
     lake = ensure(LakeSpec(START, config.aws_days, config.aws_events), config.data_dir)
     day = START + dt.timedelta(days=config.aws_days // 2)
     with tempfile.TemporaryDirectory(prefix="bench-aws-") as folder:
-        day_statements, backfill_statements, inputs = _run(
-            Path(folder), lake, day, installed.home, config.aws_backfill
-        )
+        run = _run(Path(folder), lake, day, installed.home, config.aws_backfill)
+    day_statements, backfill_statements, inputs = run.day, run.backfill, run.inputs
     landing = [s for s in day_statements if s.reads_landing]
     rest = [s for s in day_statements if not s.reads_landing]
     landing_read = sum(s.bytes_read for s in landing)
@@ -120,6 +121,17 @@ def measure(config: Config) -> Section:
         usd,
         f"${usd:.4f} (${billed:.4f} with Athena's 10 MB a query)",
     )
+    glue_calls = sum(n for op, n in run.day_calls.items() if op.startswith("Glue "))
+    s3_calls = sum(n for op, n in run.day_calls.items() if op.startswith("S3 "))
+    section.figure(
+        "aws_calls_per_day",
+        "AWS API calls the pipeline makes for a 1-day build (Trino's own not counted)",
+        sum(run.day_calls.values()),
+        f"{sum(run.day_calls.values()):,} (Glue {glue_calls:,}, S3 {s3_calls:,})",
+        reason="every boto3 request moto's server answered during the build, by operation "
+        "below; the catalog reads a day's hours in one BatchGetPartition, not a GetPartition "
+        "each.",
+    )
     rows = [
         (
             "landing (reads the objects)",
@@ -130,6 +142,13 @@ def measure(config: Config) -> Section:
         ("everything else", len(rest), fmt_bytes(rest_read), fmt_bytes(inputs["parquet"])),
     ]
     section.body.append(table(["statements", "count", "bytes read", "inputs hold"], rows, "lrrr"))
+    section.body.append(
+        table(
+            ["the pipeline's AWS calls for the day", "calls"],
+            [(op, f"{n:,}") for op, n in run.day_calls.most_common()],
+            "lr",
+        )
+    )
     heavy = sorted(rest, key=lambda s: -s.bytes_read)[:8]
     section.body.append(
         table(
@@ -144,11 +163,16 @@ def measure(config: Config) -> Section:
     return section
 
 
-def _run(
-    root: Path, lake: Any, day: dt.date, trino_home: Path, backfill: bool
-) -> tuple[list[Statement], list[Statement], dict[str, int]]:
-    """Land the lake in moto's S3, build `day`, then every day: (the day's statements, the
-    backfill's, the bytes the day's inputs hold)."""
+@dataclass
+class AwsRun:
+    day: list[Statement]  # the statements the day's build sent
+    backfill: list[Statement]  # the backfill's (none if not run)
+    inputs: dict[str, int]  # the bytes the day's inputs hold: "landed", "parquet"
+    day_calls: Counter[str]  # the AWS calls the pipeline made for the day, by operation
+
+
+def _run(root: Path, lake: Any, day: dt.date, trino_home: Path, backfill: bool) -> AwsRun:
+    """Land the lake in moto's S3, build `day`, then every day."""
     from purchase_pipeline.cli import main as cli_main
     from purchase_pipeline.defs.resources import target_resources
     from purchase_pipeline.layout import hour_prefix
@@ -190,7 +214,9 @@ def _run(
                     store.put_object(path.relative_to(bucket_dir).as_posix(), path.read_bytes())
                 say(f"aws: {len(paths):,} objects landed in moto's S3")
                 with Recorder() as recorded:
+                    moto.take_calls()
                     cli_main(["materialize", "--start", str(day), "--end", str(day)])
+                    day_calls = moto.take_calls()
                     day_statements = recorded.take()
                     inputs = _inputs(resources, day, env("PURCHASES_RAW_PREFIX"), hour_prefix)
                     first, last = lake.spec.start, lake.spec.last
@@ -201,7 +227,7 @@ def _run(
             server.stop()
             moto.stop()
             os.environ.pop("DAGSTER_HOME", None)
-    return day_statements, backfill_statements, inputs
+    return AwsRun(day_statements, backfill_statements, inputs, day_calls)
 
 
 def _inputs(

@@ -45,6 +45,7 @@ EXPECTED = {
         "aws_landing_read_vs_landed",
         "aws_rest_read_vs_parquet",
         "aws_usd_per_million_events",
+        "aws_calls_per_day",
     ],
 }
 

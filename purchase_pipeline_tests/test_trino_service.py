@@ -95,3 +95,38 @@ def test_trino_glue_column_statistics_calls_are_answered_like_glue_without_stati
     # Everything else is still moto's: an unknown database is an error.
     with pytest.raises(glue.exceptions.EntityNotFoundException):
         glue.get_database(Name="any")
+
+
+def test_the_moto_wrapper_counts_boto3_calls_by_operation_and_not_other_clients() -> None:
+    """The benchmark's count of the AWS calls a day's build makes (bench/aws_cost.py)."""
+    import requests
+
+    from purchase_pipeline_tests.conftest import FAKE_CREDENTIALS, restored_environ
+    from purchase_pipeline_tests.services.moto_server import MotoServer
+
+    with restored_environ(**FAKE_CREDENTIALS):
+        server = MotoServer().start()
+        try:
+            s3 = boto3.client("s3", endpoint_url=server.endpoint_url)
+            glue = boto3.client("glue", endpoint_url=server.endpoint_url)
+            s3.create_bucket(Bucket="bucket-one")
+            s3.put_object(Bucket="bucket-one", Key="k/1", Body=b"x")
+            s3.put_object(Bucket="bucket-one", Key="k/2", Body=b"y")
+            s3.list_objects_v2(Bucket="bucket-one", Prefix="k/")
+            s3.get_object(Bucket="bucket-one", Key="k/1")
+            glue.create_database(DatabaseInput={"Name": "d"})
+            with pytest.raises(glue.exceptions.EntityNotFoundException):
+                glue.get_table(DatabaseName="d", Name="t")
+            # Not boto3 (Trino is a Java client): not counted.
+            requests.get(f"{server.endpoint_url}/bucket-one?list-type=2", timeout=10)
+            assert server.take_calls() == {
+                "S3 PUT bucket": 1,
+                "S3 PUT object": 2,
+                "S3 GET bucket list-type": 1,
+                "S3 GET object": 1,
+                "Glue CreateDatabase": 1,
+                "Glue GetTable": 1,
+            }
+            assert server.take_calls() == {}
+        finally:
+            server.stop()

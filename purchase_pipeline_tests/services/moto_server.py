@@ -16,6 +16,7 @@ import json
 import logging
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -61,6 +62,32 @@ def with_column_statistics(app: WsgiApp) -> WsgiApp:
     return wsgi
 
 
+def operation(environ: dict[str, Any]) -> str:
+    """The AWS operation a request asks for, as a name to count: a JSON protocol's target
+    (`Glue BatchGetPartition`), or S3's method on a bucket or an object (`S3 GET object`)."""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        service, _, name = target.partition(".")
+        return f"{service.removeprefix('AWS').split('_')[0]} {name}"
+    path = environ.get("PATH_INFO", "").strip("/")
+    query = environ.get("QUERY_STRING", "")
+    what = "object" if "/" in path else "bucket"
+    special = [q for q in ("list-type", "delete", "uploads", "uploadId") if q in query]
+    return " ".join(["S3", environ.get("REQUEST_METHOD", "?"), what, *special])
+
+
+def counting(app: WsgiApp, calls: Counter[str], lock: threading.Lock) -> WsgiApp:
+    """`app`, counting the requests boto3 makes (the pipeline's, not Trino's), by operation."""
+
+    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if "Botocore/" in environ.get("HTTP_USER_AGENT", ""):
+            with lock:
+                calls[operation(environ)] += 1
+        return app(environ, start_response)
+
+    return wsgi
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -74,6 +101,9 @@ class MotoServer:
         self.port = port or free_port()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
+        # The calls boto3 made (the pipeline's, the tests' own), by operation: take_calls().
+        self._calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
 
     @property
     def endpoint_url(self) -> str:
@@ -82,13 +112,24 @@ class MotoServer:
     def start(self) -> MotoServer:
         # A line per request would bury a failing test's own output.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        app = with_column_statistics(DomainDispatcherApplication(create_backend_app))
+        app = counting(
+            with_column_statistics(DomainDispatcherApplication(create_backend_app)),
+            self._calls,
+            self._calls_lock,
+        )
         self._server = make_server(
             "127.0.0.1", self.port, app, threaded=True, request_handler=MotoRequestHandler
         )
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
+
+    def take_calls(self) -> Counter[str]:
+        """The calls boto3 made since the last take, by operation."""
+        with self._calls_lock:
+            taken = Counter(self._calls)
+            self._calls.clear()
+        return taken
 
     def stop(self) -> None:
         if self._server is not None:
