@@ -325,7 +325,8 @@ class GlueCatalog(Catalog, AwsConnection):
         return {tuple(p["Values"]) for p in found}
 
     def register_partitions(self, table: str, partitions: Sequence[Partition]) -> None:
-        """BatchCreatePartition, 100 partitions a call: no GetPartition and GetTable each."""
+        """One GetTable and a BatchCreatePartition per 100 partitions, where adding each
+        would be a GetTable, a GetPartition and a CreatePartition."""
         self.add_partitions(table, {(p.value,): self._s3(p.location) for p in partitions})
 
     def add_partitions(
