@@ -113,6 +113,7 @@ def test_the_moto_wrapper_counts_boto3_calls_by_operation_and_not_other_clients(
             s3.put_object(Bucket="bucket-one", Key="k/1", Body=b"x")
             s3.put_object(Bucket="bucket-one", Key="k/2", Body=b"y")
             s3.list_objects_v2(Bucket="bucket-one", Prefix="k/")
+            s3.list_objects_v2(Bucket="bucket-one", Prefix="deleted/")
             s3.get_object(Bucket="bucket-one", Key="k/1")
             glue.create_database(DatabaseInput={"Name": "d"})
             with pytest.raises(glue.exceptions.EntityNotFoundException):
@@ -122,7 +123,7 @@ def test_the_moto_wrapper_counts_boto3_calls_by_operation_and_not_other_clients(
             assert server.take_calls() == {
                 "S3 PUT bucket": 1,
                 "S3 PUT object": 2,
-                "S3 GET bucket list-type": 1,
+                "S3 GET bucket list-type": 2,
                 "S3 GET object": 1,
                 "Glue CreateDatabase": 1,
                 "Glue GetTable": 1,

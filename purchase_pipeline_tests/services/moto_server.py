@@ -19,6 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -70,9 +71,10 @@ def operation(environ: dict[str, Any]) -> str:
         service, _, name = target.partition(".")
         return f"{service.removeprefix('AWS').split('_')[0]} {name}"
     path = environ.get("PATH_INFO", "").strip("/")
-    query = environ.get("QUERY_STRING", "")
+    # Query keys, not substrings: `?prefix=deleted/` is a listing, not a DeleteObjects.
+    keys = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
     what = "object" if "/" in path else "bucket"
-    special = [q for q in ("list-type", "delete", "uploads", "uploadId") if q in query]
+    special = [q for q in ("list-type", "delete", "uploads", "uploadId") if q in keys]
     return " ".join(["S3", environ.get("REQUEST_METHOD", "?"), what, *special])
 
 
