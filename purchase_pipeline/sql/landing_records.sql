@@ -178,7 +178,10 @@ groups AS (
             line_no,
             group_no,
             array_join(array_agg(piece ORDER BY piece_no), '') AS raw_group,
-            trim(BOTH ' ' || chr(9) || chr(13) FROM array_join(array_agg(piece ORDER BY piece_no), '')) AS trimmed
+            trim(
+                BOTH ' ' || chr(9) || chr(13)
+                FROM array_join(array_agg(piece ORDER BY piece_no), '')
+            ) AS trimmed
         FROM piece_groups
         GROUP BY source_key, arrival_hour, line_no, group_no
     ) AS glued
@@ -310,7 +313,8 @@ parts AS (
             group_no,
             part_no,
             trim(
-                BOTH ' ' || chr(9) || chr(13) FROM array_join(array_agg(fragment ORDER BY fragment_no), '')
+                BOTH ' ' || chr(9) || chr(13)
+                FROM array_join(array_agg(fragment ORDER BY fragment_no), '')
             ) AS trimmed
         FROM fragment_records
         GROUP BY source_key, arrival_hour, line_no, group_no, part_no
@@ -374,7 +378,8 @@ complex_records AS (
         source_key,
         arrival_hour,
         trim(
-            BOTH ' ' || chr(9) || chr(13) FROM array_join(array_agg(text ORDER BY group_no, position), '')
+            BOTH ' ' || chr(9) || chr(13)
+            FROM array_join(array_agg(text ORDER BY group_no, position), '')
         ) AS record,
         FALSE AS is_object
     FROM (
@@ -548,7 +553,9 @@ SELECT
     CAST(
         CASE
             WHEN reason IS NULL
-                THEN date_add('day', CAST(floor(timestamp_ms / 86400000) AS BIGINT), DATE '1970-01-01')
+                THEN date_add(
+                    'day', CAST(floor(timestamp_ms / 86400000) AS BIGINT), DATE '1970-01-01'
+                )
             ELSE CAST(arrival_hour AS DATE)
         END AS DATE
     ) AS dt,
@@ -573,7 +580,8 @@ SELECT
             || '|' || coalesce(CAST(length(genre) AS VARCHAR) || ':' || genre, '-')
             || '|' || coalesce(CAST(length(user_country) AS VARCHAR) || ':' || user_country, '-')
             || '|' || coalesce(
-                CAST(length(CAST(user_age AS VARCHAR)) AS VARCHAR) || ':' || CAST(user_age AS VARCHAR),
+                CAST(length(CAST(user_age AS VARCHAR)) AS VARCHAR)
+                || ':' || CAST(user_age AS VARCHAR),
                 '-'
             )
         ))))
