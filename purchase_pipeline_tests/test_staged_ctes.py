@@ -5,9 +5,11 @@ Trino then reads each object once, with the same records, is test_trino_aws_path
 
 import datetime as dt
 
+import pytest
 import sqlglot
 from sqlglot import exp
 
+from purchase_pipeline.resources.engine import staged_ctes
 from purchase_pipeline.resources.engine.staged_ctes import STAGED_CTES, split_stages
 from purchase_pipeline.sql_render import render_file
 
@@ -29,18 +31,40 @@ def _landing_select() -> str:
 
 def test_the_landing_objects_are_read_by_the_first_stage_only() -> None:
     stages, build = split_stages("landing_records", _landing_select(), lambda c: f"db.s_{c}")
-    assert [s.cte for s in stages] == list(STAGED_CTES["landing_records"])
+    assert [s.cte for s in stages] == list(STAGED_CTES["landing_records"]) == ["line_texts"]
     assert _reads(stages[0].select) == [LANDING]
-    assert _reads(stages[1].select) == ["db.s_line_texts"]
-    # The build reads line_texts once (its simple lines) and the complex lines, never the
-    # objects; before staging it read the objects at every place line_texts was read.
-    assert _reads(build).count("db.s_line_texts") == 1
-    assert "db.s_complex_lines" in _reads(build)
     assert LANDING not in _reads(build)
     assert _reads(_landing_select()).count(LANDING) == 1  # one reference, many scans
     # Nothing of the stages is left in the build's WITH clause.
     ctes = {c.alias for c in sqlglot.parse_one(build, read="athena").find_all(exp.CTE)}
     assert not ctes & {"lines", "checked_lines", *STAGED_CTES["landing_records"]}
+
+
+def test_the_build_reads_the_staged_line_texts_by_kind() -> None:
+    """line_texts is staged partitioned by `kind`, and the build reads it at two places, each
+    keeping some kinds: the records of simple lines (1, 2, 5) and the slow path's complex
+    lines (4), which Trino reads again at each of its 14 places. A read without a filter on
+    `kind` would read every file of the table each time."""
+    (stage,), build = split_stages("landing_records", _landing_select(), lambda c: f"db.s_{c}")
+    assert stage.partitioned_by == "kind"
+    tree = sqlglot.parse_one(build, read="athena")
+    kinds = []
+    for table in tree.find_all(exp.Table):
+        if f"{table.db}.{table.name}" == "db.s_line_texts":
+            where = table.find_ancestor(exp.Select).args["where"]
+            assert where is not None and "kind" in {c.name for c in where.find_all(exp.Column)}
+            kinds.append(where.sql("athena"))
+    assert sorted(kinds) == ["WHERE kind = 4", "WHERE kind IN (1, 2, 5)"]
+
+
+def test_a_stage_partition_that_is_not_its_last_column_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A CTAS partitions by its last columns; a staged CTE whose partition column is elsewhere
+    is refused with a message naming it, before any statement is sent."""
+    monkeypatch.setitem(staged_ctes.STAGE_PARTITIONS, "line_texts", "text")
+    with pytest.raises(ValueError, match=r"line_texts of landing_records .* text, which must"):
+        split_stages("landing_records", _landing_select(), lambda c: f"db.s_{c}")
 
 
 def test_a_table_without_stages_is_built_by_its_query_as_it_is() -> None:

@@ -522,7 +522,7 @@ class AwsEngine(QueryEngine, AwsConnection):
             staged = [
                 session.run(
                     self._ctas(session, stage.table, store.uri(stage_folders[stage.table]),
-                               stage.select),
+                               stage.select, stage.partitioned_by),
                     f"staging {stage.cte} for {what}",
                 )
                 for stage in stages
