@@ -14,7 +14,7 @@ import pytest
 import purchase_pipeline.defs.landing as landing
 import purchase_pipeline.resources.engine.duckdb_engine as duckdb_engine
 from purchase_pipeline.defs.kpi import KPI_NAMES, build_kpi_day
-from purchase_pipeline.defs.landing import HOURS_PER_QUERY, hour_batches, stage_landing_hours
+from purchase_pipeline.defs.landing import hour_batches, stage_landing_hours
 from purchase_pipeline.defs.partitions import hours_of_days
 from purchase_pipeline.defs.warehouse import build_purchases_day, build_rejected_day
 from purchase_pipeline.resources.engine import DuckDBEngine
@@ -53,6 +53,37 @@ def test_the_local_engine_caps_a_landing_query_and_the_aws_engine_does_not() -> 
 
     assert DuckDBEngine().landing_bytes_per_query == duckdb_engine.LANDING_BYTES_PER_QUERY > 0
     assert AwsEngine(database="d", bucket="b").landing_bytes_per_query == 0
+
+
+def test_a_day_build_lands_in_one_aws_query_and_two_local_ones(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A day's build reads 48 landing hours, its day's and the next day's. Athena bills every
+    statement 10 MB at least, and each landing query is five: the aws engine stages up to 96
+    hours a query (four days; a CTAS writes at most 100 partitions there, and more is refused),
+    DuckDB 24. A longer run of hours is cut the same way."""
+    from pydantic import ValidationError
+
+    from purchase_pipeline.resources.engine import AwsEngine
+
+    land_test_data(lake)
+    store, catalog = lake.resources["object_store"], lake.resources["catalog"]
+    batches: list[list[str]] = []
+    monkeypatch.setattr(landing, "_stage_batch", lambda *args: batches.append(args[-1]) or [])
+
+    def batch_sizes(engine: Any, hours: list[str]) -> list[int]:
+        batches.clear()
+        stage_landing_hours(store, catalog, engine, lake.settings.raw_prefix, hours)
+        assert [h.key for b in batches for h in b] == hours  # each hour once, in order
+        return [len(b) for b in batches]
+
+    aws = AwsEngine(database="d", bucket="b")
+    day = [f"{v}:00" for v in hours_of_days(FIRST_DAY, 2)]
+    assert batch_sizes(aws, day) == [48]
+    assert batch_sizes(DuckDBEngine(), day) == [24, 24]
+    assert batch_sizes(aws, [f"{v}:00" for v in hours_of_days(FIRST_DAY, 9)]) == [96, 96, 24]
+    with pytest.raises(ValidationError, match="less than or equal to 100"):
+        AwsEngine(database="d", bucket="b", landing_hours_per_query=101)
 
 
 def _hours() -> list[str]:
@@ -99,7 +130,7 @@ def test_small_batches_and_reading_again_keep_every_row(
 
     # The cap made the batches: more than the hour cap alone, each within the budget unless
     # it is one hour, every hour staged once and in order.
-    assert len(batches) > -(-len(hours) // HOURS_PER_QUERY)
+    assert len(batches) > -(-len(hours) // engine.landing_hours_per_query)
     assert all(sum(b) <= budget or len(b) == 1 for b in batches)
     assert any(len(b) > 1 for b in batches)
     assert sum(len(b) for b in batches) == len(hours)

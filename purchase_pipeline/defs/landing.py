@@ -43,12 +43,6 @@ firehose_stream = AssetSpec(
 )
 
 
-# Hours staged by one query at most: enough to keep both cores busy and the per-query cost
-# small, few enough that a failure costs little to redo (Athena allows at most 100 per CTAS).
-# The engine may cap a query's landed bytes too (QueryEngine.landing_bytes_per_query).
-HOURS_PER_QUERY = 24
-
-
 @dataclass(frozen=True)
 class _ListedHour:
     """One arrival hour's objects as listed: those the build reads and those it skips."""
@@ -66,11 +60,13 @@ class _ListedHour:
 def stage_landing_hours(
     store: ObjectStore, catalog: Catalog, engine: QueryEngine, raw_prefix: str, keys: list[str]
 ) -> list[tuple[str, BuildResult, dict[str, Any]]]:
-    """Stage the classified records of arrival hours, a batch of hours per query."""
+    """Stage the classified records of arrival hours, a batch of hours per query (at most the
+    engine's landing_hours_per_query, and landing_bytes_per_query of landed bytes)."""
     listed = [_list_hour(store, raw_prefix, key) for key in keys]
     reports: list[tuple[str, BuildResult, dict[str, Any]]] = []
     sizes = [h.landed_bytes for h in listed]
-    for batch in hour_batches(sizes, HOURS_PER_QUERY, engine.landing_bytes_per_query):
+    caps = engine.landing_hours_per_query, engine.landing_bytes_per_query
+    for batch in hour_batches(sizes, *caps):
         reports += _stage_batch(store, catalog, engine, [listed[i] for i in batch])
     return reports
 

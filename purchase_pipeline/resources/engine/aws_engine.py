@@ -48,6 +48,7 @@ from purchase_pipeline.resources.aws_connection import AwsConnection
 from purchase_pipeline.resources.catalog import Catalog, Column, Partition, Table
 from purchase_pipeline.resources.engine.athena_connection import AthenaConnection
 from purchase_pipeline.resources.engine.base import (
+    LANDING_HOURS_PER_QUERY_DESCRIPTION,
     BuildResult,
     LandingSource,
     QueryEngine,
@@ -70,6 +71,11 @@ from purchase_pipeline.sql_render import ParamValue, bind, render, render_file
 
 LANDING_LINES_TABLE = "landing_text"  # the landing objects as they are, one row per line
 MAX_PARTITIONS_PER_STATEMENT = 100  # Athena's limit for CTAS and INSERT INTO
+# Four days of hours a landing query: a day's build (its day and the next, for late arrivals)
+# is one query, and a backfill a query per four days. Each query is five statements (the
+# staged line texts, the CTAS, the hours' counts, two DROPs), each billed 10 MB at least; a
+# failed one redoes at most four days of landing, which Athena reads in seconds.
+LANDING_HOURS_PER_QUERY = 96
 # A landing build leaves out at most this many objects the engine cannot read, then fails:
 # more than that is a broken producer or prefix, not a corrupt object, and needs a person.
 MAX_UNREADABLE_OBJECTS = 10
@@ -231,6 +237,13 @@ class AwsEngine(QueryEngine, AwsConnection):
             "Attempts of a throttled statement, with backoff: Athena's ThrottlingException or "
             "TooManyRequestsException, a Trino coordinator's HTTP 502, 503 or 504."
         ),
+    )
+    landing_hours_per_query: int = Field(
+        default=LANDING_HOURS_PER_QUERY,
+        ge=1,
+        le=MAX_PARTITIONS_PER_STATEMENT,
+        description=LANDING_HOURS_PER_QUERY_DESCRIPTION
+        + f" At most {MAX_PARTITIONS_PER_STATEMENT}, the partitions a CTAS writes on Athena.",
     )
     stale_build_seconds: float = Field(
         default=3600.0,

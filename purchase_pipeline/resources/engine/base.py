@@ -112,7 +112,13 @@ def figure_columns(figures: dict[str, str], dialect: str) -> str:
 
 LANDING_BYTES_PER_QUERY_DESCRIPTION = (
     "Landed bytes one landing query reads at most, in whole hours (an hour above it is read "
-    "alone); 0: no cap but landing.HOURS_PER_QUERY hours."
+    "alone); 0: no cap but landing_hours_per_query."
+)
+
+
+LANDING_HOURS_PER_QUERY_DESCRIPTION = (
+    "Landing hours one landing query stages at most: more make fewer statements, fewer make "
+    "a failed query cheaper to redo."
 )
 
 
@@ -121,6 +127,11 @@ class QueryEngine(ConfigurableResource):
 
     landing_bytes_per_query: int = Field(
         default=0, ge=0, description=LANDING_BYTES_PER_QUERY_DESCRIPTION
+    )
+    # 24 keeps both of a laptop's cores busy at a small cost per query (a day's 48 hours in
+    # 48 at once measured no faster locally, docs/benchmarks.md).
+    landing_hours_per_query: int = Field(
+        default=24, ge=1, description=LANDING_HOURS_PER_QUERY_DESCRIPTION
     )
 
     def write_partition(
