@@ -32,16 +32,6 @@ START = dt.date(2025, 7, 1)
 USD_PER_TB = 5.0
 LANDING_TARGET = 1.0
 REST_TARGET = 1.2
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-ROLES = [
-    "--firehose-role-arn", "arn:aws:iam::123456789012:role/firehose",
-    "--crawler-role-arn", "arn:aws:iam::123456789012:role/crawler",
-]  # fmt: skip
 
 
 def _prefix_bytes(store: Any, prefix: str) -> int:
@@ -178,11 +168,16 @@ def _run(root: Path, lake: Any, day: dt.date, trino_home: Path, backfill: bool) 
     from purchase_pipeline.layout import hour_prefix
     from purchase_pipeline.settings import env
     from purchase_pipeline_tests.services import trino_server
-    from purchase_pipeline_tests.services.moto_server import MotoServer
+    from purchase_pipeline_tests.services.moto_server import (
+        BOOTSTRAP_ROLES,
+        FAKE_CREDENTIALS,
+        MotoServer,
+        crawls_at_once,
+    )
 
     # Read before the settings below point the lake's bucket elsewhere.
     paths, bucket_dir = lake.landing_files(), lake.bucket_dir
-    with environ(**CREDENTIALS):
+    with environ(**FAKE_CREDENTIALS):
         moto = MotoServer().start()
         server = trino_server.TrinoServer(
             trino_home, root / "trino", moto.endpoint_url, "us-east-1"
@@ -200,14 +195,8 @@ def _run(root: Path, lake: Any, day: dt.date, trino_home: Path, backfill: bool) 
                 "DAGSTER_HOME": str(root / "dagster_home"),
             }
             with environ(**settings):
-                assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
-                import requests
-
-                requests.post(
-                    f"{moto.endpoint_url}/moto-api/state-manager/set-transition",
-                    json={"model_name": "glue::crawl", "transition": {"progression": "immediate"}},
-                    timeout=10,
-                ).raise_for_status()
+                assert cli_main(["bootstrap", "--create-bucket", *BOOTSTRAP_ROLES]) == 0
+                crawls_at_once(moto.endpoint_url)
                 resources = target_resources("aws")
                 store = resources["object_store"]
                 for path in paths:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -27,13 +26,6 @@ PREFIX = "firehose/purchases/"
 STREAM = "books-purchase-stream"
 NOW = dt.datetime(2025, 6, 1, 12, 30, tzinfo=dt.UTC)
 SPACING = dt.timedelta(seconds=90)  # ~960 objects a day, like a day of 1M events
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
 
 class ListCounter:
@@ -61,18 +53,14 @@ class ListCounter:
         }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def measure(config: Config) -> Section:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
-    with environ(**FAKE_AWS):
+    from purchase_pipeline_tests.services.moto_server import FAKE_CREDENTIALS, free_port
+
+    with environ(**FAKE_CREDENTIALS):
         from moto.server import ThreadedMotoServer
 
-        port = _free_port()
+        port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         try:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from purchase_pipeline.cli import main as cli_main
 from purchase_pipeline.resources.catalog import LocalCatalog
@@ -26,6 +25,11 @@ from purchase_pipeline.settings import DEFAULTS, Settings
 from purchase_pipeline.simulate import SimulationConfig, simulate
 from purchase_pipeline_tests.edge_cases import edge_objects
 from purchase_pipeline_tests.reference import Reference, build_reference
+from purchase_pipeline_tests.services.moto_server import (
+    BOOTSTRAP_ROLES,
+    FAKE_CREDENTIALS,
+    crawls_at_once,
+)
 
 FIRST_DAY = dt.date(2025, 3, 1)
 LAST_DAY = dt.date(2025, 3, 5)  # purchases on 1..3, late and too-late arrivals until the 5th
@@ -217,15 +221,6 @@ class Moto:
     endpoint_url: str
 
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
-
-
 @pytest.fixture(scope="session")
 def moto_service() -> Iterator[Moto]:
     """moto's server over real HTTP on loopback for the session, and the Glue calls Trino
@@ -365,22 +360,6 @@ def aws_names(root: Path, stream: str | None = None) -> dict[str, str]:
     }
 
 
-ROLES = [
-    "--firehose-role-arn", "arn:aws:iam::123456789012:role/firehose",
-    "--crawler-role-arn", "arn:aws:iam::123456789012:role/crawler",
-]  # fmt: skip
-
-
-def moto_crawls_at_once(moto: Moto) -> None:
-    """moto's crawler stays RUNNING until its state manager moves it on: make a crawl end at
-    once (a real crawl takes minutes; docs/aws.md)."""
-    requests.post(
-        f"{moto.endpoint_url}/moto-api/state-manager/set-transition",
-        json={"model_name": "glue::crawl", "transition": {"progression": "immediate"}},
-        timeout=10,
-    ).raise_for_status()
-
-
 def download_bucket(store: Any, prefix: str, folder: Path) -> Path:
     """Every object under `prefix`, as files under `folder/<key>` (the reference reads a
     folder); returns `folder`."""
@@ -403,8 +382,8 @@ def bootstrapped_on_trino(trino: Trino, root: Path, stream: str | None = None) -
         PURCHASES_TRINO_URL=trino.url,
     ):
         (root / "dagster_home").mkdir()
-        assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
-        moto_crawls_at_once(trino.moto)
+        assert cli_main(["bootstrap", "--create-bucket", *BOOTSTRAP_ROLES]) == 0
+        crawls_at_once(trino.moto.endpoint_url)
         settings = Settings.from_env()
         yield Lake(root, settings, pinned_resources(settings))
 

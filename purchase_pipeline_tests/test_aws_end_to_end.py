@@ -12,13 +12,13 @@ from pathlib import Path
 
 import boto3
 import pytest
-import requests
 import sqlglot
 from dagster import AssetKey, DagsterInstance
 
 from purchase_pipeline.cli import main as cli_main
 from purchase_pipeline.resources.engine.base import HIVE_TYPES
 from purchase_pipeline_tests.conftest import Moto, restored_environ
+from purchase_pipeline_tests.services.moto_server import crawls_at_once
 
 # Firehose names objects by their arrival time, which is now: the day simulated is today.
 DAY = dt.datetime.now(dt.UTC).date().isoformat()
@@ -31,11 +31,7 @@ def _query_ids(athena: object) -> set[str]:
 
 @pytest.fixture
 def aws_env(moto_server: Moto, tmp_path: Path) -> Iterator[dict[str, str]]:
-    requests.post(
-        f"{moto_server.endpoint_url}/moto-api/state-manager/set-transition",
-        json={"model_name": "glue::crawl", "transition": {"progression": "immediate"}},
-        timeout=10,
-    ).raise_for_status()
+    crawls_at_once(moto_server.endpoint_url)
     names = {
         "PURCHASES_TARGET": "aws",
         "AWS_ENDPOINT_URL": moto_server.endpoint_url,

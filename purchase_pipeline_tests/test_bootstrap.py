@@ -19,11 +19,7 @@ from purchase_pipeline.bootstrap import BootstrapConfig, iam_policy, run
 from purchase_pipeline.cli import main as cli_main
 from purchase_pipeline.settings import DEFAULTS, PROJECT_ROOT, Settings
 from purchase_pipeline_tests.conftest import Moto, assert_error_and_hint, restored_environ
-
-ROLES = [
-    "--firehose-role-arn", "arn:aws:iam::123456789012:role/firehose",
-    "--crawler-role-arn", "arn:aws:iam::123456789012:role/crawler",
-]  # fmt: skip
+from purchase_pipeline_tests.services.moto_server import BOOTSTRAP_ROLES as ROLES
 
 
 @pytest.fixture

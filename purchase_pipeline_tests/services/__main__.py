@@ -15,12 +15,12 @@ import tempfile
 import threading
 from pathlib import Path
 
-import requests
-
 from purchase_pipeline_tests.services import trino_server
-from purchase_pipeline_tests.services.moto_server import MotoServer
-
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+from purchase_pipeline_tests.services.moto_server import (
+    FAKE_CREDENTIALS,
+    MotoServer,
+    crawls_at_once,
+)
 
 
 def main() -> int:
@@ -28,21 +28,17 @@ def main() -> int:
     parser.add_argument("--moto-port", type=int, default=5000, help="moto's port, e.g. 5000")
     parser.add_argument("--region", default="us-east-1", help="the region, e.g. us-east-1")
     args = parser.parse_args()
-    os.environ.update(CREDENTIALS)
+    credentials = {**FAKE_CREDENTIALS, "AWS_REGION": args.region, "AWS_DEFAULT_REGION": args.region}
+    os.environ.update(credentials)
     moto = MotoServer(args.moto_port).start()
-    requests.post(
-        f"{moto.endpoint_url}/moto-api/state-manager/set-transition",
-        json={"model_name": "glue::crawl", "transition": {"progression": "immediate"}},
-        timeout=10,
-    ).raise_for_status()
+    crawls_at_once(moto.endpoint_url)
     installed = trino_server.install()
     server = trino_server.TrinoServer(
         installed.home, Path(tempfile.mkdtemp(prefix="trino-")), moto.endpoint_url, args.region
     )
     seconds = server.start()
     exports = {
-        **CREDENTIALS,
-        "AWS_REGION": args.region,
+        **credentials,
         "AWS_ENDPOINT_URL": moto.endpoint_url,
         "PURCHASES_TARGET": "aws",
         "PURCHASES_TRINO_URL": server.url,

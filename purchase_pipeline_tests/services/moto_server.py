@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+import requests
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -38,7 +39,31 @@ COLUMN_STATISTICS_ANSWERS: dict[str, dict[str, Any]] = {
     "AWSGlue.DeleteColumnStatisticsForPartition": {},
 }
 
+# What boto3 signs requests to moto with (moto checks none; never a real key), and the
+# roles bootstrap hands to Firehose and the crawler (moto checks no ARN either).
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+BOOTSTRAP_ROLES = [
+    "--firehose-role-arn", "arn:aws:iam::123456789012:role/firehose",
+    "--crawler-role-arn", "arn:aws:iam::123456789012:role/crawler",
+]  # fmt: skip
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def crawls_at_once(endpoint_url: str) -> None:
+    """moto's crawler stays RUNNING until its state manager moves it on: make a crawl end at
+    once (a real crawl takes minutes; docs/aws.md)."""
+    requests.post(
+        f"{endpoint_url}/moto-api/state-manager/set-transition",
+        json={"model_name": "glue::crawl", "transition": {"progression": "immediate"}},
+        timeout=10,
+    ).raise_for_status()
 
 
 def with_column_statistics(app: WsgiApp) -> WsgiApp:
