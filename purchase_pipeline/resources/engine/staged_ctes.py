@@ -12,8 +12,9 @@ of its own to a build-scoped table in the same database (Parquet, read only by t
 and the build reads that table instead. The landing objects are read once, by the stage of
 `line_texts`; that table is partitioned by `kind`, so the records of simple lines read the
 files of their kinds and the slow path, which reads its lines 14 times (the complex lines'
-CTEs fan out), reads the small files of kind 4 only. (Staging `complex_lines` as well was one
-statement more, at least 10 MB on Athena's bill, to save nothing: its table was as small.)
+CTEs fan out), reads the small files of kind 4 only. (Staging `complex_lines` too, as
+before, costs a statement, at least 10 MB on Athena's bill, and now saves nothing: its table
+is about as small as the files of kind 4 it would be read from.)
 The engine drops the tables and deletes their files once the build has ended, also when it
 failed.
 
