@@ -19,7 +19,7 @@ from purchase_pipeline.bootstrap import BootstrapConfig, iam_policy, run
 from purchase_pipeline.cli import main as cli_main
 from purchase_pipeline.settings import DEFAULTS, PROJECT_ROOT, Settings
 from purchase_pipeline_tests.conftest import Moto, assert_error_and_hint, restored_environ
-from purchase_pipeline_tests.services.moto_server import BOOTSTRAP_ROLES as ROLES
+from purchase_pipeline_tests.services.moto_server import BOOTSTRAP_ROLES
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_bootstrap_twice_creates_once(
     names: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     policy = tmp_path / "policy.json"
-    args = ["bootstrap", "--create-bucket", *ROLES, "--policy-out", str(policy)]
+    args = ["bootstrap", "--create-bucket", *BOOTSTRAP_ROLES, "--policy-out", str(policy)]
     assert cli_main(args) == 0
     first = capsys.readouterr().out.splitlines()
     database, crawl_database = names["PURCHASES_DATABASE"], f"{names['PURCHASES_DATABASE']}_crawler"
@@ -130,7 +130,7 @@ def test_bootstrap_works_in_the_region_of_aws_region_alone(
     lines = capsys.readouterr().out.splitlines()
     assert [line.rsplit(": ", 1)[1] for line in lines[:6]] == ["would create"] * 6
 
-    assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
+    assert cli_main(["bootstrap", "--create-bucket", *BOOTSTRAP_ROLES]) == 0
     assert [line.rsplit(": ", 1)[1] for line in capsys.readouterr().out.splitlines()[:6]] == [
         "created"
     ] * 6
@@ -187,7 +187,9 @@ def test_create_bucket_names_its_region_except_in_us_east_1(
     endpoint = names["AWS_ENDPOINT_URL"]
     requests: list[tuple[str, dict[str, Any]]] = []
     config = BootstrapConfig(
-        create_bucket=True, firehose_role_arn=ROLES[1], crawler_role_arn=ROLES[3]
+        create_bucket=True,
+        firehose_role_arn=BOOTSTRAP_ROLES[1],
+        crawler_role_arn=BOOTSTRAP_ROLES[3],
     )
     client = _recording_clients(endpoint, region, requests)
     steps = run(Settings.from_env(), config, dry_run=False, client=client)
@@ -213,7 +215,9 @@ def test_the_stream_appends_firehoses_default_delimiter_a_newline(
     endpoint = names["AWS_ENDPOINT_URL"]
     requests: list[tuple[str, dict[str, Any]]] = []
     config = BootstrapConfig(
-        create_bucket=True, firehose_role_arn=ROLES[1], crawler_role_arn=ROLES[3]
+        create_bucket=True,
+        firehose_role_arn=BOOTSTRAP_ROLES[1],
+        crawler_role_arn=BOOTSTRAP_ROLES[3],
     )
     run(
         Settings.from_env(),
@@ -257,7 +261,7 @@ def test_bootstrap_without_policy_out_writes_no_policy_file(
     monkeypatch.chdir(tmp_path)
     before = DOCS_POLICY.read_bytes()
     try:
-        assert cli_main(["bootstrap", "--create-bucket", *ROLES]) == 0
+        assert cli_main(["bootstrap", "--create-bucket", *BOOTSTRAP_ROLES]) == 0
         after = DOCS_POLICY.read_bytes()
     finally:
         if DOCS_POLICY.read_bytes() != before:  # never leave the checkout dirty
@@ -277,7 +281,10 @@ def test_policy_out_dash_prints_the_policy_after_the_steps(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     for dry in ([], ["--dry-run"]):
-        assert cli_main(["bootstrap", *dry, "--create-bucket", *ROLES, "--policy-out", "-"]) == 0
+        assert (
+            cli_main(["bootstrap", *dry, "--create-bucket", *BOOTSTRAP_ROLES, "--policy-out", "-"])
+            == 0
+        )
         lines = capsys.readouterr().out.splitlines(keepends=True)
         assert (
             len([line for line in lines[:6] if line.startswith(("s3 ", "glue ", "firehose "))]) == 6

@@ -101,8 +101,8 @@ def test_the_moto_wrapper_counts_boto3_calls_by_operation_and_not_other_clients(
     """The benchmark's count of the AWS calls a day's build makes (bench/aws_cost.py)."""
     import requests
 
-    from purchase_pipeline_tests.conftest import FAKE_CREDENTIALS, restored_environ
-    from purchase_pipeline_tests.services.moto_server import MotoServer
+    from purchase_pipeline_tests.conftest import restored_environ
+    from purchase_pipeline_tests.services.moto_server import FAKE_CREDENTIALS, MotoServer
 
     with restored_environ(**FAKE_CREDENTIALS):
         server = MotoServer().start()
