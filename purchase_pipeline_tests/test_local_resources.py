@@ -525,6 +525,49 @@ def test_rewriting_with_new_input_replaces_the_rows(env: Env) -> None:
     assert env.purchase_ids() == ["P7", "P8"]
 
 
+def row_groups(env: Env, partition: str) -> list[int]:
+    """The rows of each row group of a landing_records partition's files."""
+    found = env.catalog.get_partition("landing_records", partition)
+    assert found is not None
+    paths = [str(env.store.root / f) for f in found.files]
+    return [
+        row[0]
+        for row in duckdb.sql(
+            "SELECT row_group_num_rows FROM parquet_metadata(?) "
+            "GROUP BY file_name, row_group_id, row_group_num_rows ORDER BY file_name, row_group_id",
+            params=[paths],
+        ).fetchall()
+    ]
+
+
+def test_a_write_of_many_partitions_writes_smaller_row_groups(env: Env) -> None:
+    # A day's 24 landing hours in one query: each hour's file writes row groups of
+    # PARTITIONED_WRITE_HELD_ROWS / 24 rows instead of holding its rows whole until the end.
+    big = landing_object_key(1)
+    env.store.put_object(big, records(*(f"P{i}" for i in range(20_000))))
+    hours = [f"2025-03-01-{h:02d}" for h in range(24)]
+    env.engine.write_partitions(
+        env.store,
+        env.catalog,
+        table="landing_records",
+        partition_key="hour",
+        partition_expression="date_format(arrival_hour, '%Y-%m-%d-%H')",
+        partition_values=hours,
+        sql_name="landing_records",
+        params={},
+        sources={"landing_lines": LandingSource([big])},
+    )
+    size = engine_module.PARTITIONED_WRITE_HELD_ROWS // 24
+    groups = row_groups(env, HOUR_VALUE)
+    assert sum(groups) == 20_000
+    assert len(groups) >= 2
+    assert max(groups) <= size
+
+    # The same hour alone keeps DuckDB's row groups: its 20,000 rows are one.
+    env.build([big])
+    assert row_groups(env, HOUR_VALUE) == [20_000]
+
+
 QUERY_ID = r"\bduckdb-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
 
 

@@ -65,6 +65,18 @@ READ_BUFFER_BYTES = MAX_LINE_BYTES + 1024 * 1024
 # day build 0.5 s sooner (5.9 s against 6.4 s), in the same 48 files and row groups.
 PARTITIONED_WRITE_FLUSH_ROWS = 50_000
 
+# Rows the open files of a PARTITION_BY write hold together before they write row groups.
+# Each file buffers a whole row group (DuckDB's default: 122,880 rows), so a landing query's
+# 24 hours, about 42,000 rows each on a 1M-event day, held every row of the query until it
+# ended. With row groups of 16,666 rows (this / 24) the 1M day's landing step took 0.88x the
+# time (median of 10 paired runs, each faster: 0.69x to 0.98x), about what writing the same
+# rows to one file costs, with the same rows and 5% more bytes (a row group's own header and
+# dictionaries). A write of one partition keeps the default.
+PARTITIONED_WRITE_HELD_ROWS = 400_000
+DEFAULT_ROW_GROUP_ROWS = 122_880
+# Below this a row group's header and dictionaries outweigh its rows.
+MIN_ROW_GROUP_ROWS = 16_384
+
 # Landed bytes one landing query reads at most, under the default 1GB memory_limit: a gzip
 # object holds about 5x its size as text, which the query holds with its pieces and rows.
 # A 5M-event day's landing (282 MiB) as one query: 34.8/36.0 s; at most 64 MiB a query:
@@ -535,6 +547,7 @@ class DuckDBEngine(QueryEngine):
                 f"COPY (SELECT *{key_column}, CAST({part} AS VARCHAR) AS part "
                 f"FROM ({select}) AS build) "
                 f"TO {_string(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part), "
+                f"ROW_GROUP_SIZE {row_group_rows(len(partition_values))}, "
                 "FILENAME_PATTERN 'data_{i}', RETURN_STATS true)"
             ).fetchall()
             files_by_value: dict[str, list[WrittenFile]] = {}
@@ -607,6 +620,13 @@ class DuckDBEngine(QueryEngine):
                     location=f"tables/{table}/",
                 )
             )
+
+
+def row_group_rows(partitions: int) -> int:
+    """Rows a row group holds in a write of `partitions` partitions: their open files together
+    hold about PARTITIONED_WRITE_HELD_ROWS, within DuckDB's default and MIN_ROW_GROUP_ROWS."""
+    held = PARTITIONED_WRITE_HELD_ROWS // max(partitions, 1)
+    return max(MIN_ROW_GROUP_ROWS, min(DEFAULT_ROW_GROUP_ROWS, held))
 
 
 def sweep_stale_builds(
