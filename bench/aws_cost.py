@@ -74,9 +74,11 @@ def measure(config: Config) -> Section:
     per_million = config.aws_events / 1e6
     usd = total / 1e12 * USD_PER_TB / per_million
     billed = sum(s.billed for s in day_statements) / 1e12 * USD_PER_TB / per_million
+    queries = sum(1 for s in day_statements if s.is_query)
     section.figure(
         "aws_statements_per_day", "statements a 1-day build sends", len(day_statements),
-        f"{len(day_statements)}",
+        f"{len(day_statements)} ({queries} billed; the other {len(day_statements) - queries} "
+        "are DROPs, DDL that Athena does not bill)",
     )  # fmt: skip
     section.figure(
         "aws_statements_per_backfill",

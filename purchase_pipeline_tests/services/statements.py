@@ -27,10 +27,14 @@ class Statement:
         return f".{LANDING_LINES_TABLE}" in self.sql
 
     @property
+    def is_query(self) -> bool:
+        """Whether Athena bills it: a query or a CTAS, not DDL (a DROP is free)."""
+        return self.sql.lstrip().upper().startswith(("SELECT", "WITH", "CREATE TABLE"))
+
+    @property
     def billed(self) -> int:
         """What Athena would bill: its DDL is free, a query 10 MB at least."""
-        query = self.sql.lstrip().upper().startswith(("SELECT", "WITH", "CREATE TABLE"))
-        return max(self.bytes_read, ATHENA_MINIMUM_BYTES) if query else 0
+        return max(self.bytes_read, ATHENA_MINIMUM_BYTES) if self.is_query else 0
 
 
 class Recorder:

@@ -73,7 +73,7 @@ LANDING_LINES_TABLE = "landing_text"  # the landing objects as they are, one row
 MAX_PARTITIONS_PER_STATEMENT = 100  # Athena's limit for CTAS and INSERT INTO
 # Four days of hours a landing query: a day's build (its day and the next, for late arrivals)
 # is one query, and a backfill a query per four days. Each query is five statements (the
-# staged line texts, the CTAS, the hours' counts, two DROPs), each billed 10 MB at least; a
+# staged line texts, the CTAS, the hours' counts, two DROPs), three billed 10 MB at least; a
 # failed one redoes at most four days of landing, which Athena reads in seconds.
 LANDING_HOURS_PER_QUERY = 96
 # A landing build leaves out at most this many objects the engine cannot read, then fails:
