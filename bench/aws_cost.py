@@ -75,10 +75,13 @@ def measure(config: Config) -> Section:
     usd = total / 1e12 * USD_PER_TB / per_million
     billed = sum(s.billed for s in day_statements) / 1e12 * USD_PER_TB / per_million
     queries = sum(1 for s in day_statements if s.is_query)
+    drops = sum(1 for s in day_statements if s.sql.lstrip().upper().startswith("DROP"))
+    other = len(day_statements) - queries - drops
     section.figure(
         "aws_statements_per_day", "statements a 1-day build sends", len(day_statements),
-        f"{len(day_statements)} ({queries} billed; the other {len(day_statements) - queries} "
-        "are DROPs, DDL that Athena does not bill)",
+        f"{len(day_statements)} ({queries} billed queries, {drops} DROPs"
+        + (f", {other} other DDL" if other else "")
+        + "; Athena does not bill DDL)",
     )  # fmt: skip
     section.figure(
         "aws_statements_per_backfill",
