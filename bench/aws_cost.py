@@ -75,7 +75,7 @@ def measure(config: Config) -> Section:
     usd = total / 1e12 * USD_PER_TB / per_million
     billed = sum(s.billed for s in day_statements) / 1e12 * USD_PER_TB / per_million
     queries = sum(1 for s in day_statements if s.is_query)
-    drops = sum(1 for s in day_statements if s.sql.lstrip().upper().startswith("DROP"))
+    drops = sum(1 for s in day_statements if s.is_drop)
     other = len(day_statements) - queries - drops
     section.figure(
         "aws_statements_per_day", "statements a 1-day build sends", len(day_statements),

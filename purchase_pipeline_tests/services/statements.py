@@ -26,10 +26,17 @@ class Statement:
     def reads_landing(self) -> bool:
         return f".{LANDING_LINES_TABLE}" in self.sql
 
+    def _starts_with(self, *keywords: str) -> bool:
+        return self.sql.lstrip().upper().startswith(keywords)
+
     @property
     def is_query(self) -> bool:
         """Whether Athena bills it: a query or a CTAS, not DDL (a DROP is free)."""
-        return self.sql.lstrip().upper().startswith(("SELECT", "WITH", "CREATE TABLE"))
+        return self._starts_with("SELECT", "WITH", "CREATE TABLE")
+
+    @property
+    def is_drop(self) -> bool:
+        return self._starts_with("DROP")
 
     @property
     def billed(self) -> int:
