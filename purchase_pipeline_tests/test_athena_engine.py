@@ -21,6 +21,7 @@ from purchase_pipeline.resources.engine import (
     LandingSource,
     QueryEngineError,
     TableSource,
+    partition_files,
 )
 from purchase_pipeline.resources.engine.athena_connection import AthenaConnection
 from purchase_pipeline.resources.engine.aws_engine import Session
@@ -389,9 +390,14 @@ def test_a_ctas_that_fails_leaves_no_files_behind(
     assert aws.catalog.get_partition("kpi_daily_summary", "2025-03-02") is None
 
 
+@pytest.mark.parametrize("counted_from_files", [False, True])
 def test_a_build_that_fails_after_its_ctas_drops_the_staging_table_and_deletes_its_files(
-    aws: Aws, monkeypatch: pytest.MonkeyPatch
+    aws: Aws, monkeypatch: pytest.MonkeyPatch, counted_from_files: bool
 ) -> None:
+    """The count after the CTAS fails: by a statement Athena fails, or (the CTAS's files
+    being small, partition_files.py) from a file that is not Parquet."""
+    if not counted_from_files:
+        monkeypatch.setattr(partition_files, "SMALL_PARTITION_BYTES", -1)
     real_run = Session.run
     written: list[str] = []
 
@@ -405,7 +411,12 @@ def test_a_build_that_fails_after_its_ctas_drops_the_staging_table_and_deletes_i
         return done
 
     monkeypatch.setattr(Session, "run", run)
-    with pytest.raises(QueryEngineError, match=r"q-8.*counting kpi_daily_summary"):
+    failure = (
+        r"counting kpi_daily_summary.* from its files failed: .*too small to be a Parquet"
+        if counted_from_files
+        else r"q-8.*counting kpi_daily_summary"
+    )
+    with pytest.raises(QueryEngineError, match=failure):
         aws.build_summary()
     sent = aws.new_queries()
     staging = sent[0].split("CREATE TABLE ")[1].split(" ")[0]
@@ -424,6 +435,8 @@ def test_a_failed_swap_keeps_every_partition_the_catalog_points_at(
     third's are deleted."""
     import purchase_pipeline.resources.engine.aws_engine as aws_engine
 
+    # The files written below stand in for Parquet: the hours are counted by a statement.
+    monkeypatch.setattr(partition_files, "SMALL_PARTITION_BYTES", -1)
     real_run, real_swap_in = Session.run, aws_engine.swap_in
 
     def run(self: Session, sql: str, what: str, max_rows: int | None = None) -> Ran:
@@ -494,6 +507,8 @@ def test_the_rows_athena_reports_for_a_ctas_of_one_partition_spare_a_count(
     assert result.rows == 7
     assert aws.catalog.get_partition("kpi_daily_summary", "2025-03-02").stats["rows"] == 7
     monkeypatch.undo()
+    # Files too big to count in the process (partition_files.py) are counted by a statement.
+    monkeypatch.setattr(partition_files, "SMALL_PARTITION_BYTES", -1)
     assert aws.build_summary().rows == 0  # moto's results: no rows, and counted
     assert [q for q in aws.new_queries() if q.startswith("SELECT dt, count(*)")]
 
@@ -502,7 +517,7 @@ def test_a_small_partition_is_previewed_from_its_files_with_no_statement(
     aws: Aws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Athena bills a statement 10 MB at least: a partition whose files hold at most
-    PREVIEW_FILE_BYTES is previewed from the Parquet files its CTAS wrote (here two, as a
+    SMALL_PARTITION_BYTES is previewed from the Parquet files its CTAS wrote (here two, as a
     CTAS may write, of 8 rows each), its key added as Hive keeps it, in the folder name."""
     parquet = tmp_path / "part.parquet"
     duckdb.execute(

@@ -13,6 +13,8 @@ import pytest
 from purchase_pipeline.defs.kpi import build_kpi_day
 from purchase_pipeline.defs.landing import stage_landing_hours
 from purchase_pipeline.layout import hour_prefix
+from purchase_pipeline.resources.engine import partition_files
+from purchase_pipeline.resources.engine.base import TableSource
 from purchase_pipeline.resources.engine.staged_ctes import STAGED_CTES
 from purchase_pipeline_tests.conftest import FIRST_DAY, LAST_DAY, Built
 from purchase_pipeline_tests.reference_tables import (
@@ -92,6 +94,40 @@ def test_trino_a_landing_build_reads_each_landed_object_once(built_on_trino: Bui
     assert not staged
 
 
+def test_trino_a_build_of_small_partitions_counts_them_from_their_files_as_trino_counts(
+    built_on_trino: Built, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build of several partitions counts each one's rows and figures (the landing hours'
+    records by outcome). When the files its CTAS wrote are small (partition_files.py), DuckDB
+    counts them from the files with no statement; the counts kept with each partition are
+    the ones a statement over the staging table keeps."""
+    lake = built_on_trino.lake
+    store, catalog, engine = (lake.resources[k] for k in ("object_store", "catalog", "engine"))
+    start = dt.datetime.combine(LAST_DAY, dt.time())
+    hours = [f"{start + dt.timedelta(hours=h):%Y-%m-%d-%H}" for h in range(6)]
+
+    def build() -> tuple[dict[str, dict], list[str]]:
+        with Recorder() as recorded:
+            stage_landing_hours(
+                store, catalog, engine, lake.settings.raw_prefix, [f"{h}:00" for h in hours]
+            )
+        # What a build counts; its ids and its files' bytes are its own.
+        own = ("build_id", "query_id", "bytes")
+        kept = {
+            value: {k: v for k, v in p.stats.items() if k not in own}
+            for value, p in catalog.get_partitions("landing_records", hours).items()
+        }
+        return kept, [s.sql for s in recorded.statements if "count(*)" in s.sql]
+
+    from_files, counts_sent = build()
+    assert counts_sent == []
+    assert sum(stats["rows"] for stats in from_files.values()) > 0
+    monkeypatch.setattr(partition_files, "SMALL_PARTITION_BYTES", -1)
+    stated, counts_sent = build()
+    assert len(counts_sent) == 1
+    assert from_files == stated and sorted(stated) == hours
+
+
 def test_trino_a_day_build_takes_its_rows_from_its_ctas_and_records_what_it_wrote(
     built_on_trino: Built,
 ) -> None:
@@ -136,10 +172,9 @@ def test_trino_a_small_partition_is_previewed_from_its_files_as_a_statement_woul
     built_on_trino: Built, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Athena bills a statement 10 MB at least, and a KPI day's files hold about a kB: a
-    partition whose files hold at most PREVIEW_FILE_BYTES is previewed from them (a GET each)
-    with no statement, and shows the columns and rows a statement shows (the whole day here,
-    fewer rows than a preview)."""
-    from purchase_pipeline.resources.engine import aws_engine
+    partition whose files hold at most SMALL_PARTITION_BYTES is previewed from them (a GET
+    each) with no statement, and shows the columns and rows a statement shows (the whole day
+    here, fewer rows than a preview)."""
 
     lake = built_on_trino.lake
     store, catalog, engine = (lake.resources[k] for k in ("object_store", "catalog", "engine"))
@@ -152,8 +187,43 @@ def test_trino_a_small_partition_is_previewed_from_its_files_as_a_statement_woul
 
     (columns, rows), sent = build()
     assert not [sql for sql in sent if "LIMIT" in sql], sent
-    monkeypatch.setattr(aws_engine, "PREVIEW_FILE_BYTES", -1)
+    monkeypatch.setattr(partition_files, "SMALL_PARTITION_BYTES", -1)
     (stated_columns, stated_rows), sent = build()
     assert [sql for sql in sent if sql.rstrip().endswith("LIMIT 10")], sent
     assert columns == stated_columns and columns[-1] == "dt"
     assert 0 < len(rows) < 10 and sorted(rows) == sorted(stated_rows)
+
+
+@pytest.mark.parametrize("table", ["landing_records", "purchases_rejected", *KPI_ORDER])
+def test_trino_a_query_of_small_partitions_is_answered_from_their_files_as_trino_answers(
+    built_on_trino: Built, monkeypatch: pytest.MonkeyPatch, table: str
+) -> None:
+    """Athena bills a query 10 MB at least, and an asset check of a KPI day or the dashboard's
+    week reads a few kB: a query whose partitions hold at most SMALL_PARTITION_BYTES (as their
+    builds recorded it) is answered by DuckDB over their files, with no statement, and gives
+    the columns, values and types Trino gives for the same query (timestamps included: the
+    landing records' and the rejected records' arrival hours, the purchase times)."""
+    lake = built_on_trino.lake
+    store, catalog, engine = (lake.resources[k] for k in ("object_store", "catalog", "engine"))
+    values, held = [], 0
+    for partition in catalog.list_partitions(table):
+        if held + partition.stats["bytes"] > partition_files.SMALL_PARTITION_BYTES:
+            break
+        values.append(partition.value)
+        held += partition.stats["bytes"]
+    assert len(values) >= 2, f"{table}: fewer than two partitions fit"
+    sql = f"SELECT * FROM {table}"
+    sources = {table: TableSource(table, values)}
+
+    def answer() -> tuple[list[str], list[str], list[str]]:
+        with Recorder() as recorded:
+            result = engine.query(store, catalog, sql, {}, sources)
+        return result.columns, sorted(map(repr, result.rows)), [s.sql for s in recorded.statements]
+
+    columns, rows, sent = answer()
+    assert sent == [] and rows
+    monkeypatch.setattr(partition_files, "SMALL_PARTITION_BYTES", -1)
+    stated_columns, stated_rows, sent = answer()
+    assert len(sent) == 1
+    assert columns == stated_columns
+    assert rows == stated_rows

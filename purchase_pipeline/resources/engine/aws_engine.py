@@ -18,13 +18,11 @@ import datetime as dt
 import json
 import logging
 import re
-import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import sqlglot
 from pydantic import Field
 from sqlglot import exp
@@ -63,6 +61,7 @@ from purchase_pipeline.resources.engine.base import (
 )
 from purchase_pipeline.resources.engine.dialects import Ran, StatementError
 from purchase_pipeline.resources.engine.duckdb_engine import DuckDBEngine
+from purchase_pipeline.resources.engine.partition_files import FileView, is_small, query_files
 from purchase_pipeline.resources.engine.staged_ctes import split_stages
 from purchase_pipeline.resources.engine.trino_connection import TrinoConnection
 from purchase_pipeline.resources.object_store import ObjectInfo, ObjectStore, ObjectStoreError
@@ -79,11 +78,6 @@ LANDING_HOURS_PER_QUERY = 96
 # A landing build leaves out at most this many objects the engine cannot read, then fails:
 # more than that is a broken producer or prefix, not a corrupt object, and needs a person.
 MAX_UNREADABLE_OBJECTS = 10
-# A partition whose files hold at most this much is previewed from its files (a GET each, as
-# small as the preview's rows) instead of by a statement, which Athena bills 10 MB at least:
-# the KPI tables' (about a kB a day), not purchases' (megabytes), so the process still never
-# downloads more than a preview (ARCHITECTURE.md).
-PREVIEW_FILE_BYTES = 64 * 1024
 # The `unreadable_object` record of an object whose lines are not all UTF-8 text.
 NOT_TEXT = (
     "not UTF-8 text: a line holds U+FFFD, which Athena and Trino read bytes that are not UTF-8 "
@@ -162,26 +156,22 @@ def _written_files(
     return written
 
 
-def _preview_of_files(
-    store: ObjectStore, files: list[ObjectInfo], columns: list[str], value: str, rows: int
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The first `rows` rows of a partition, read from the Parquet files its CTAS wrote, with
-    its key (the last of `columns`, which Hive keeps in the folder name, not the files)."""
-    if not files:
-        return columns, []
-    with tempfile.TemporaryDirectory(prefix="purchase-pipeline-preview-") as folder:
-        paths = []
-        for number, info in enumerate(files):
-            path = Path(folder, f"{number}.parquet")
-            path.write_bytes(store.get_object(info.key))
-            paths.append(path.as_posix())
-        with duckdb.connect() as con:
-            cursor = con.execute(
-                f"SELECT *, ? AS {columns[-1]} "
-                f"FROM read_parquet(?, hive_partitioning = false) LIMIT {int(rows)}",
-                [value, paths],
-            )
-            return [d[0] for d in cursor.description], cursor.fetchall()
+def _query_files(
+    store: ObjectStore, views: dict[str, FileView], tree: exp.Expression, max_rows: int | None
+) -> QueryResult:
+    """A query run by DuckDB over the small partitions' files (partition_files.py): what
+    Athena would answer, with no statement to bill. Its id says where it ran."""
+    query_id = f"files-{uuid.uuid4()}"
+    started = time.monotonic()
+    columns, rows = query_files(
+        store, views, render(tree, "duckdb"), f"query {query_id} of {sorted(views)}", max_rows
+    )
+    return QueryResult(columns, rows, query_id, int((time.monotonic() - started) * 1000), 0)
+
+
+def _keys(files: dict[str, list[ObjectInfo]]) -> dict[str, list[str]]:
+    """The object keys of each partition's files."""
+    return {value: [o.key for o in infos] for value, infos in files.items()}
 
 
 def pending_folder(table: str) -> str:
@@ -426,11 +416,45 @@ class AwsEngine(QueryEngine, AwsConnection):
     ) -> QueryResult:
         if sources is None:
             sources = {t.name: TableSource(t.name) for t in catalog.list_tables()}
-        parse_query(sql, params)  # one read-only query, or a clear error
+        tree = parse_query(sql, params)  # one read-only query, or a clear error
+        views = self._small_views(store, catalog, sources)
+        if views is not None:
+            return _query_files(store, views, tree, max_rows)
         tables, subqueries = self._inputs(catalog, sources)
         sql_text = render(bind(sql, params or {}, tables, subqueries), "athena")
         ran = self.session().run(sql_text, "query", max_rows)
         return QueryResult(ran.columns, ran.rows, ran.query_id, ran.engine_ms, ran.bytes_scanned)
+
+    def _small_views(
+        self, store: ObjectStore, catalog: Catalog, sources: dict[str, Source]
+    ) -> dict[str, FileView] | None:
+        """Views of the sources over their files, when every source is some partitions of a
+        Parquet table whose builds recorded their bytes, small enough together to be read from
+        their files (partition_files.py); else None, and the query goes to the engine, as
+        one that reads no table does."""
+        if not sources:
+            return None
+        found: dict[str, tuple[Table, list[Partition]]] = {}
+        for name, source in sources.items():
+            if not isinstance(source, TableSource) or source.partitions is None:
+                return None
+            table = catalog.get_table(source.table)
+            if table is None or table.format != "parquet" or table.partition_key is None:
+                return None
+            partitions = list(catalog.get_partitions(table.name, source.partitions).values())
+            found[name] = (table, partitions)
+        sizes = [p.stats.get("bytes") for _, partitions in found.values() for p in partitions]
+        if not all(isinstance(size, int) for size in sizes) or not is_small(sizes):
+            return None
+        views: dict[str, FileView] = {}
+        for name, (table, partitions) in found.items():
+            key = next(c for c in table.columns if c.name == table.partition_key)
+            views[name] = FileView(
+                [c for c in table.columns if c is not key],
+                key,
+                {p.value: [o.key for o in store.list_objects(p.location)] for p in partitions},
+            )
+        return views
 
     def write_partitions(
         self,
@@ -452,7 +476,7 @@ class AwsEngine(QueryEngine, AwsConnection):
         # The table's schema, planned by DuckDB on empty inputs: the same SQL, no data read.
         columns = DuckDBEngine().output_columns(store, catalog, sql_name, params, sources)
         self._ensure_table(catalog, table, partition_key, columns)
-        data_columns = [c.name for c in columns if c.name != partition_key]
+        data_columns = [c for c in columns if c.name != partition_key]
         self._sweep_crashed_builds(store, catalog, table)
         unreadable: dict[str, str] = {}
         while True:
@@ -492,7 +516,7 @@ class AwsEngine(QueryEngine, AwsConnection):
         partition_expression: str,
         values: list[str],
         select: str,
-        data_columns: list[str],
+        data_columns: list[Column],
         stats: dict[str, dict[str, Any]],
         preview_rows: int = 0,
         figures: dict[str, str] | None = None,
@@ -517,7 +541,8 @@ class AwsEngine(QueryEngine, AwsConnection):
             session,
             f"{self.database_name}.{staging}",
             store.uri(location),
-            f"SELECT {', '.join(data_columns)}, CAST({expression} AS VARCHAR) AS {partition_key}\n"
+            f"SELECT {', '.join(c.name for c in data_columns)}, "
+            f"CAST({expression} AS VARCHAR) AS {partition_key}\n"
             f"FROM (\n{select}\n) AS build",
             partition_key,
         )
@@ -543,13 +568,23 @@ class AwsEngine(QueryEngine, AwsConnection):
             run = session.run(ctas, f"building {what}")
             created = True
             written = _written_files(store, pending, run.query_id, what)
+            key = Column(partition_key, "string")  # the staging table's key is text
             counted, rows_by_value, figures_by_value = self._count(
-                session, staging, partition_key, values, run, figures or {}, what
+                store,
+                session,
+                staging,
+                FileView(data_columns, key, _keys(written)),
+                written,
+                values,
+                run,
+                figures or {},
+                what,
             )
             previews = {
                 value: self._preview(
-                    store, session, staging, partition_key, value, written.get(value, []),
-                    [*data_columns, partition_key], preview_rows, what,
+                    store, session, staging,
+                    FileView(data_columns, key, _keys({value: written.get(value, [])})),
+                    written.get(value, []), preview_rows, what,
                 )
                 for value in (values if preview_rows else [])
             }  # fmt: skip
@@ -611,9 +646,11 @@ class AwsEngine(QueryEngine, AwsConnection):
 
     def _count(
         self,
+        store: ObjectStore,
         session: Session,
         staging: str,
-        partition_key: str,
+        staged: FileView,
+        written: dict[str, list[ObjectInfo]],
         values: list[str],
         run: Ran,
         figures: dict[str, str],
@@ -622,21 +659,33 @@ class AwsEngine(QueryEngine, AwsConnection):
         """Each partition's rows and `figures` (figure_columns; 0 of each for a partition
         without rows), and the statement that counted them: none for one partition without
         figures, whose rows the CTAS reported (a statement less, which Athena bills 10 MB at
-        least; it wrote no other partition, _written_files saw to that)."""
+        least; it wrote no other partition, _written_files saw to that), and none when the
+        files the CTAS wrote are small (partition_files.py)."""
         if len(values) == 1 and run.rows_written is not None and not figures:
             return [], {values[0]: run.rows_written}, {values[0]: {}}
-        counted = session.run(
-            f"SELECT {partition_key}, count(*){figure_columns(figures, 'athena')} "
-            f"FROM {self.database_name}.{staging} GROUP BY 1",
-            f"counting {what}",
-        )
+        key = staged.key.name
+        if is_small([o.size for files in written.values() for o in files]):
+            _, rows = query_files(
+                store,
+                {"staged": staged},
+                f"SELECT {key}, count(*){figure_columns(figures, 'duckdb')} FROM staged GROUP BY 1",
+                f"counting {what}",
+            )
+            ran = []
+        else:
+            counted = session.run(
+                f"SELECT {key}, count(*){figure_columns(figures, 'athena')} "
+                f"FROM {self.database_name}.{staging} GROUP BY 1",
+                f"counting {what}",
+            )
+            rows, ran = counted.rows, [counted]
         return (
-            [counted],
-            {str(row[0]): int(row[1]) for row in counted.rows},
+            ran,
+            {str(row[0]): int(row[1]) for row in rows},
             {value: dict.fromkeys(figures, 0) for value in values}
             | {
                 str(row[0]): {n: int(v) for n, v in zip(figures, row[2:], strict=True)}
-                for row in counted.rows
+                for row in rows
             },
         )
 
@@ -645,20 +694,22 @@ class AwsEngine(QueryEngine, AwsConnection):
         store: ObjectStore,
         session: Session,
         staging: str,
-        partition_key: str,
-        value: str,
+        staged: FileView,
         files: list[ObjectInfo],
-        columns: list[str],
         rows: int,
         what: str,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """The first `rows` rows of a partition: from its files when they are small (see
-        PREVIEW_FILE_BYTES), else by a statement."""
-        if sum(o.size for o in files) <= PREVIEW_FILE_BYTES:
-            return _preview_of_files(store, files, columns, value, rows)
+        """The first `rows` rows of one partition (`staged` holds its files): from its files
+        when they are small (partition_files.py), else by a statement."""
+        if is_small([o.size for o in files]):
+            return query_files(
+                store, {"preview": staged}, f"SELECT * FROM preview LIMIT {int(rows)}",
+                f"previewing {what}",
+            )  # fmt: skip
+        (value,) = staged.files
         shown = session.run(
             f"SELECT * FROM {self.database_name}.{staging} "
-            f"WHERE {partition_key} = {_athena_string(value)} LIMIT {int(rows)}",
+            f"WHERE {staged.key.name} = {_athena_string(value)} LIMIT {int(rows)}",
             f"previewing {what}",
         )
         return shown.columns, shown.rows

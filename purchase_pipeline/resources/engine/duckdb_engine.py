@@ -109,7 +109,7 @@ _DUCKDB_TO_HIVE = {
 }
 # A catalog type -> DuckDB's. Catalogs written before the types were Hive's say `varchar`
 # and `integer`; they are read the same way.
-_HIVE_TO_DUCKDB = {
+HIVE_TO_DUCKDB = {
     "string": "VARCHAR",
     "varchar": "VARCHAR",
     "int": "INTEGER",
@@ -122,12 +122,20 @@ _HIVE_TO_DUCKDB = {
 }
 
 
-def _string(value: str) -> str:
+def sql_string(value: str) -> str:
     """A DuckDB string literal, for file paths: quotes doubled, every other character as it is
     (DuckDB strings have no backslash escapes). The same text as sqlglot's literal, written
     directly: a landing build quotes each of a day's objects three times (0.1 s through
     sqlglot for 807 objects)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def empty_select(columns: list[Column]) -> str:
+    """A query of no rows with these catalog columns, typed as DuckDB reads them."""
+    typed = (
+        f"CAST(NULL AS {HIVE_TO_DUCKDB[c.type]}) AS {validate_identifier(c.name)}" for c in columns
+    )
+    return f"SELECT {', '.join(typed)} WHERE FALSE"
 
 
 Preview = tuple[list[str], list[tuple[Any, ...]]]
@@ -171,7 +179,7 @@ class DuckDBEngine(QueryEngine):
     def _connect(self) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(":memory:")
         con.execute("SET TimeZone='UTC'")
-        con.execute(f"SET memory_limit={_string(self.memory_limit)}")
+        con.execute(f"SET memory_limit={sql_string(self.memory_limit)}")
         con.execute("SET preserve_insertion_order=false")
         con.execute(f"SET partitioned_write_flush_threshold={PARTITIONED_WRITE_FLUSH_ROWS}")
         if self.threads:
@@ -207,7 +215,7 @@ class DuckDBEngine(QueryEngine):
                 if read_only:
                     if isinstance(store, LocalObjectStore):
                         folders = [str(store.root), *([text_dir] if text_dir else [])]
-                        allowed = ", ".join(_string(d + "/") for d in folders)
+                        allowed = ", ".join(sql_string(d + "/") for d in folders)
                         con.execute(f"SET allowed_directories = [{allowed}]")
                     con.execute("SET enable_external_access = false")
                 yield con, parquet_bytes > READ_AGAIN_PARQUET_BYTES
@@ -253,16 +261,16 @@ class DuckDBEngine(QueryEngine):
         readable = [k for k in keys if k not in unreadable]
         path_of = {k: checked.texts.get(k) or store.uri(k) for k in readable}
         parts = [
-            f"SELECT {_string(key)} AS source_key, {_hour(key)} AS arrival_hour, "
-            f"CAST(NULL AS VARCHAR) AS line, {_string(reason)} AS read_error"
+            f"SELECT {sql_string(key)} AS source_key, {_hour(key)} AS arrival_hour, "
+            f"CAST(NULL AS VARCHAR) AS line, {sql_string(reason)} AS read_error"
             for key, reason in unreadable.items()
         ]
         if readable:
-            paths = ", ".join(_string(path_of[k]) for k in readable)
+            paths = ", ".join(sql_string(path_of[k]) for k in readable)
             # Each object's key and arrival hour, once an object: worked out per line in SQL,
             # the hour took a regular expression and a parse of the key for every line.
             mapping = ", ".join(
-                f"({_string(path_of[k])}, {_string(k)}, {_hour(k)})" for k in readable
+                f"({sql_string(path_of[k])}, {sql_string(k)}, {_hour(k)})" for k in readable
             )
             # The delimiter is four bytes no JSON text holds, so each line is one column,
             # even one with a NUL in it; quoting is off so every byte of the line is kept as
@@ -314,7 +322,7 @@ class DuckDBEngine(QueryEngine):
             partitions = [found[v] for v in dict.fromkeys(source.partitions) if v in found]
         files = [f for p in partitions for f in p.files]
         if files:
-            paths = ", ".join(_string(store.uri(f)) for f in files)
+            paths = ", ".join(sql_string(store.uri(f)) for f in files)
             # Partition folders look like Hive's (dt=...); the values are in the files.
             con.execute(
                 f"CREATE TEMP VIEW {name} AS "
@@ -324,11 +332,7 @@ class DuckDBEngine(QueryEngine):
                 "union_by_name=true)"
             )
         else:
-            columns = ", ".join(
-                f"CAST(NULL AS {_HIVE_TO_DUCKDB[c.type]}) AS {validate_identifier(c.name)}"
-                for c in table.columns
-            )
-            con.execute(f"CREATE TEMP VIEW {name} AS SELECT {columns} WHERE FALSE")
+            con.execute(f"CREATE TEMP VIEW {name} AS {empty_select(table.columns)}")
         return sum(int(p.stats.get("bytes", 0)) for p in partitions)
 
     def _create_raw_json_view(
@@ -351,9 +355,9 @@ class DuckDBEngine(QueryEngine):
         if not files or not data_columns:
             con.execute(f"CREATE TEMP VIEW {name} AS SELECT NULL AS empty WHERE FALSE")
             return
-        paths = ", ".join(_string(store.uri(f)) for f in files)
+        paths = ", ".join(sql_string(store.uri(f)) for f in files)
         spec = ", ".join(
-            f"{_string(json_fields[c.name])}: {_string(_HIVE_TO_DUCKDB.get(c.type, 'JSON'))}"
+            f"{sql_string(json_fields[c.name])}: {sql_string(HIVE_TO_DUCKDB.get(c.type, 'JSON'))}"
             for c in data_columns
         )
         # Field names were checked against [A-Za-z_][A-Za-z0-9_]* by the crawler.
@@ -363,7 +367,7 @@ class DuckDBEngine(QueryEngine):
         con.execute(
             f"CREATE TEMP VIEW {name} AS SELECT {select}, "
             + ", ".join(
-                f"regexp_extract(filename, {_string(HOUR_FOLDERS)}, {i}) AS {column}"
+                f"regexp_extract(filename, {sql_string(HOUR_FOLDERS)}, {i}) AS {column}"
                 for i, column in enumerate(("year", "month", "day", "hour"), start=1)
             )
             + " "
@@ -549,7 +553,7 @@ class DuckDBEngine(QueryEngine):
             written = con.execute(
                 f"COPY (SELECT *{key_column}, CAST({part} AS VARCHAR) AS part "
                 f"FROM ({select}) AS build) "
-                f"TO {_string(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part), "
+                f"TO {sql_string(target)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (part), "
                 f"ROW_GROUP_SIZE {_row_group_rows(len(partition_values))}, "
                 "FILENAME_PATTERN 'data_{i}', RETURN_STATS true)"
             ).fetchall()
@@ -566,7 +570,7 @@ class DuckDBEngine(QueryEngine):
                 )
             previews: dict[str, Preview] = {}
             for value, files in files_by_value.items() if preview_rows else ():
-                first = _string(store.uri(files[0].key))
+                first = sql_string(store.uri(files[0].key))
                 cursor = con.execute(
                     f"SELECT * FROM read_parquet({first}, hive_partitioning=false) "
                     f"LIMIT {int(preview_rows)}"
@@ -689,8 +693,8 @@ def _figures(
     """Each partition's figures, counted over the files the build just wrote."""
     columns = figure_columns(figures, "duckdb")
     reads = [
-        f"SELECT {_string(value)} AS part{columns} FROM read_parquet("
-        f"[{', '.join(_string(store.uri(f.key)) for f in files)}], hive_partitioning=false)"
+        f"SELECT {sql_string(value)} AS part{columns} FROM read_parquet("
+        f"[{', '.join(sql_string(store.uri(f.key)) for f in files)}], hive_partitioning=false)"
         for value, files in files_by_value.items()
     ]
     found = {
