@@ -618,3 +618,36 @@ def test_a_marker_that_cannot_be_read_does_not_fail_the_build(
     partition = aws.catalog.get_partition("kpi_daily_summary", "2025-03-02")
     assert partition is not None and partition.location == result.location
     assert _files_under(aws, "tables/kpi_daily_summary/_pending/") == [key]
+
+
+def test_a_query_of_small_partitions_is_read_from_their_files_unless_they_changed(
+    aws: Aws, tmp_path: Path
+) -> None:
+    """A query of partitions whose files are small is answered from those files, with no
+    statement; once a partition's files are not the bytes its build recorded (being replaced,
+    or built before bytes were recorded), or are too big, the query goes to Athena."""
+    aws.build_summary()  # moto's CTAS writes no files: the partition records 0 bytes
+    aws.new_queries()
+    sql = "SELECT dt, purchases FROM kpi_daily_summary"
+    sources = {"kpi_daily_summary": TableSource("kpi_daily_summary", [DAY.isoformat()])}
+
+    from_files = aws.engine.query(aws.store, aws.catalog, sql, {}, sources)
+    assert aws.new_queries() == []
+    assert from_files.query_id.startswith("files-") and from_files.bytes_scanned == 0
+    assert from_files.columns == ["dt", "purchases"] and from_files.rows == []
+
+    parquet = tmp_path / "day.parquet"
+    duckdb.execute(
+        "COPY (SELECT 7::BIGINT AS purchases, 5::BIGINT AS buyers, 3::BIGINT AS books) "
+        f"TO '{parquet}' (FORMAT parquet)"
+    )
+    location = aws.catalog.get_partition("kpi_daily_summary", DAY.isoformat()).location
+    aws.store.put_object(location + "late-file.parquet", parquet.read_bytes())
+    aws.engine.query(aws.store, aws.catalog, sql, {}, sources)
+    assert [q for q in aws.new_queries() if "kpi_daily_summary" in q]
+
+    partition = aws.catalog.get_partition("kpi_daily_summary", DAY.isoformat())
+    partition.stats["bytes"] = parquet.stat().st_size
+    aws.catalog.swap_partition("kpi_daily_summary", partition)
+    result = aws.engine.query(aws.store, aws.catalog, sql, {}, sources)
+    assert aws.new_queries() == [] and result.rows == [(DAY, 7)]

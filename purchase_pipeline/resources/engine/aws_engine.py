@@ -419,7 +419,12 @@ class AwsEngine(QueryEngine, AwsConnection):
         tree = parse_query(sql, params)  # one read-only query, or a clear error
         views = self._small_views(store, catalog, sources)
         if views is not None:
-            return _query_files(store, views, tree, max_rows)
+            try:
+                return _query_files(store, views, tree, max_rows)
+            except ObjectStoreError as exc:
+                # A build swapped a partition in and deleted the files listed: the engine
+                # reads the catalog as it is now.
+                log.info("reading the partitions' files failed (%s); asking the engine", exc)
         tables, subqueries = self._inputs(catalog, sources)
         sql_text = render(bind(sql, params or {}, tables, subqueries), "athena")
         ran = self.session().run(sql_text, "query", max_rows)
@@ -429,31 +434,34 @@ class AwsEngine(QueryEngine, AwsConnection):
         self, store: ObjectStore, catalog: Catalog, sources: dict[str, Source]
     ) -> dict[str, FileView] | None:
         """Views of the sources over their files, when every source is some partitions of a
-        Parquet table whose builds recorded their bytes, small enough together to be read from
-        their files (partition_files.py); else None, and the query goes to the engine, as
-        one that reads no table does."""
-        if not sources:
+        Parquet table and their files are small enough together to be read in the process
+        (partition_files.py); else None, and the query goes to the engine, as one that reads no
+        table does. A partition whose files are not the bytes its build recorded (built before
+        they were recorded, or being replaced) sends the query to the engine too."""
+        partitioned = {
+            name: source
+            for name, source in sources.items()
+            if isinstance(source, TableSource) and source.partitions is not None
+        }
+        if not sources or len(partitioned) < len(sources):
             return None
-        found: dict[str, tuple[Table, list[Partition]]] = {}
-        for name, source in sources.items():
-            if not isinstance(source, TableSource) or source.partitions is None:
-                return None
+        views: dict[str, FileView] = {}
+        sizes: list[int] = []
+        for name, source in partitioned.items():
             table = catalog.get_table(source.table)
             if table is None or table.format != "parquet" or table.partition_key is None:
                 return None
-            partitions = list(catalog.get_partitions(table.name, source.partitions).values())
-            found[name] = (table, partitions)
-        sizes = [p.stats.get("bytes") for _, partitions in found.values() for p in partitions]
-        if not all(isinstance(size, int) for size in sizes) or not is_small(sizes):
-            return None
-        views: dict[str, FileView] = {}
-        for name, (table, partitions) in found.items():
+            files: dict[str, list[str]] = {}
+            for partition in catalog.get_partitions(table.name, source.partitions or []).values():
+                listed = store.list_objects(partition.location)
+                if sum(o.size for o in listed) != partition.stats.get("bytes"):
+                    return None
+                files[partition.value] = [o.key for o in listed]
+                sizes += [o.size for o in listed]
+                if not is_small(sizes):
+                    return None
             key = next(c for c in table.columns if c.name == table.partition_key)
-            views[name] = FileView(
-                [c for c in table.columns if c is not key],
-                key,
-                {p.value: [o.key for o in store.list_objects(p.location)] for p in partitions},
-            )
+            views[name] = FileView([c for c in table.columns if c is not key], key, files)
         return views
 
     def write_partitions(
@@ -669,7 +677,7 @@ class AwsEngine(QueryEngine, AwsConnection):
                 store,
                 {"staged": staged},
                 f"SELECT {key}, count(*){figure_columns(figures, 'duckdb')} FROM staged GROUP BY 1",
-                f"counting {what}",
+                f"counting {what} (query {run.query_id} wrote them)",
             )
             ran = []
         else:
