@@ -651,3 +651,39 @@ def test_a_query_of_small_partitions_is_read_from_their_files_unless_they_change
     aws.catalog.swap_partition("kpi_daily_summary", partition)
     result = aws.engine.query(aws.store, aws.catalog, sql, {}, sources)
     assert aws.new_queries() == [] and result.rows == [(DAY, 7)]
+
+
+def test_a_query_whose_partition_files_cannot_be_read_asks_athena(
+    aws: Aws, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small partition's file that is gone by the time it is read (a build swapped the
+    partition and deleted it) does not fail the query: Athena is asked, reading the catalog as
+    it is now."""
+    from purchase_pipeline.resources.object_store import ObjectStoreError
+
+    aws.build_summary()
+    parquet = tmp_path / "day.parquet"
+    duckdb.execute(
+        "COPY (SELECT 7::BIGINT AS purchases, 5::BIGINT AS buyers, 3::BIGINT AS books) "
+        f"TO '{parquet}' (FORMAT parquet)"
+    )
+    partition = aws.catalog.get_partition("kpi_daily_summary", DAY.isoformat())
+    gone = partition.location + "gone.parquet"
+    aws.store.put_object(gone, parquet.read_bytes())
+    partition.stats["bytes"] = parquet.stat().st_size
+    aws.catalog.swap_partition("kpi_daily_summary", partition)
+    real_get = S3ObjectStore.get_object
+
+    def get_object(self: S3ObjectStore, wanted: str) -> bytes:
+        if wanted == gone:
+            raise ObjectStoreError(f"s3 get of {wanted} failed: NoSuchKey")
+        return real_get(self, wanted)
+
+    monkeypatch.setattr(S3ObjectStore, "get_object", get_object)
+    aws.new_queries()
+    sql = "SELECT dt, purchases FROM kpi_daily_summary"
+    sources = {"kpi_daily_summary": TableSource("kpi_daily_summary", [DAY.isoformat()])}
+    result = aws.engine.query(aws.store, aws.catalog, sql, {}, sources)
+    asked = aws.new_queries()
+    assert len(asked) == 1 and "kpi_daily_summary" in asked[0]
+    assert not result.query_id.startswith("files-")
