@@ -591,25 +591,40 @@ def test_the_next_build_cleans_up_after_a_build_killed_mid_way(
     assert partition is not None and partition.location == latest.location != young.location
 
 
+def _gone_when_read(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    """Make a GET of `key` fail as S3's for an object deleted since it was listed."""
+    from purchase_pipeline.resources.object_store import ObjectStoreError
+
+    real_get = S3ObjectStore.get_object
+
+    def get_object(self: S3ObjectStore, wanted: str) -> bytes:
+        if wanted == key:
+            raise ObjectStoreError(f"s3 get of {wanted} failed: NoSuchKey")
+        return real_get(self, wanted)
+
+    monkeypatch.setattr(S3ObjectStore, "get_object", get_object)
+
+
+def _summary_file(tmp_path: Path) -> Path:
+    """A Parquet file of one kpi_daily_summary row (7 purchases), as a CTAS would write it."""
+    parquet = tmp_path / "day.parquet"
+    duckdb.execute(
+        "COPY (SELECT 7::BIGINT AS purchases, 5::BIGINT AS buyers, 3::BIGINT AS books) "
+        f"TO '{parquet}' (FORMAT parquet)"
+    )
+    return parquet
+
+
 @pytest.mark.parametrize("marker", ["garbled", "gone"])
 def test_a_marker_that_cannot_be_read_does_not_fail_the_build(
     aws: Aws, monkeypatch: pytest.MonkeyPatch, marker: str
 ) -> None:
     """A garbled marker is left for a person to look at; one that is gone by the time it is
     read (a concurrent build of the table cleaned up first) is skipped. The build goes on."""
-    from purchase_pipeline.resources.object_store import ObjectStoreError
-
     key = "tables/kpi_daily_summary/_pending/20250302T000000000000-deadbeef/build.json"
     aws.store.put_object(key, b"{not json")
     if marker == "gone":
-        real_get = S3ObjectStore.get_object
-
-        def get_object(self: S3ObjectStore, wanted: str) -> bytes:
-            if wanted == key:
-                raise ObjectStoreError(f"s3 get of {wanted} failed: NoSuchKey")
-            return real_get(self, wanted)
-
-        monkeypatch.setattr(S3ObjectStore, "get_object", get_object)
+        _gone_when_read(monkeypatch, key)
     aws.engine = AwsEngine(
         database=aws.database, bucket=aws.bucket, endpoint_url=aws.endpoint,
         poll_interval_seconds=0.01, stale_build_seconds=0,
@@ -636,11 +651,7 @@ def test_a_query_of_small_partitions_is_read_from_their_files_unless_they_change
     assert from_files.query_id.startswith("files-") and from_files.bytes_scanned == 0
     assert from_files.columns == ["dt", "purchases"] and from_files.rows == []
 
-    parquet = tmp_path / "day.parquet"
-    duckdb.execute(
-        "COPY (SELECT 7::BIGINT AS purchases, 5::BIGINT AS buyers, 3::BIGINT AS books) "
-        f"TO '{parquet}' (FORMAT parquet)"
-    )
+    parquet = _summary_file(tmp_path)
     location = aws.catalog.get_partition("kpi_daily_summary", DAY.isoformat()).location
     aws.store.put_object(location + "late-file.parquet", parquet.read_bytes())
     aws.engine.query(aws.store, aws.catalog, sql, {}, sources)
@@ -659,27 +670,14 @@ def test_a_query_whose_partition_files_cannot_be_read_asks_athena(
     """A small partition's file that is gone by the time it is read (a build swapped the
     partition and deleted it) does not fail the query: Athena is asked, reading the catalog as
     it is now."""
-    from purchase_pipeline.resources.object_store import ObjectStoreError
-
     aws.build_summary()
-    parquet = tmp_path / "day.parquet"
-    duckdb.execute(
-        "COPY (SELECT 7::BIGINT AS purchases, 5::BIGINT AS buyers, 3::BIGINT AS books) "
-        f"TO '{parquet}' (FORMAT parquet)"
-    )
+    parquet = _summary_file(tmp_path)
     partition = aws.catalog.get_partition("kpi_daily_summary", DAY.isoformat())
     gone = partition.location + "gone.parquet"
     aws.store.put_object(gone, parquet.read_bytes())
     partition.stats["bytes"] = parquet.stat().st_size
     aws.catalog.swap_partition("kpi_daily_summary", partition)
-    real_get = S3ObjectStore.get_object
-
-    def get_object(self: S3ObjectStore, wanted: str) -> bytes:
-        if wanted == gone:
-            raise ObjectStoreError(f"s3 get of {wanted} failed: NoSuchKey")
-        return real_get(self, wanted)
-
-    monkeypatch.setattr(S3ObjectStore, "get_object", get_object)
+    _gone_when_read(monkeypatch, gone)
     aws.new_queries()
     sql = "SELECT dt, purchases FROM kpi_daily_summary"
     sources = {"kpi_daily_summary": TableSource("kpi_daily_summary", [DAY.isoformat()])}
