@@ -677,10 +677,13 @@ def test_a_query_whose_partition_files_cannot_be_read_asks_athena(
     aws.store.put_object(gone, parquet.read_bytes())
     partition.stats["bytes"] = parquet.stat().st_size
     aws.catalog.swap_partition("kpi_daily_summary", partition)
-    _gone_when_read(monkeypatch, gone)
-    aws.new_queries()
     sql = "SELECT dt, purchases FROM kpi_daily_summary"
     sources = {"kpi_daily_summary": TableSource("kpi_daily_summary", [DAY.isoformat()])}
+    aws.new_queries()
+    readable = aws.engine.query(aws.store, aws.catalog, sql, {}, sources)
+    assert aws.new_queries() == [] and readable.rows == [(DAY, 7)]  # from its files, until:
+
+    _gone_when_read(monkeypatch, gone)
     result = aws.engine.query(aws.store, aws.catalog, sql, {}, sources)
     asked = aws.new_queries()
     assert len(asked) == 1 and "kpi_daily_summary" in asked[0]
